@@ -1,0 +1,17 @@
+//! The unlink tracer: a kprobe/kretprobe (or fentry/fexit) pair on the
+//! kernel's unlink path, joined in the kernel into one event per call.
+//!
+//! Data flow: [`target`] reads the running kernel's BTF ([`btf`]) to pick the
+//! function and its prototype, [`probe`] loads and attaches the BPF object
+//! and drains its ring buffer, [`event`] decodes and renders each record.
+
+pub mod btf;
+pub mod event;
+pub mod probe;
+pub mod target;
+
+/// The generated libbpf-rs skeleton of `bpf/unlink.bpf.c`.
+#[allow(clippy::all, missing_docs, unsafe_op_in_unsafe_fn)]
+pub mod skel {
+    include!(concat!(env!("OUT_DIR"), "/unlink.skel.rs"));
+}

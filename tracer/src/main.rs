@@ -1,0 +1,250 @@
+//! `unlink-tracer`: one line per unlink call on the running kernel.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use serde::Serialize;
+
+use unlink_tracer::event::{text_line, JsonEvent};
+use unlink_tracer::probe::{Config, Counters, Mode, ObjectStorage, Output, Session};
+use unlink_tracer::target;
+
+/// Trace the kernel's unlink path: one line per call with pid, comm, path,
+/// return value and latency.
+#[derive(Debug, Parser)]
+#[command(name = "unlink-tracer", version)]
+struct Cli {
+    /// How to probe: kprobe+kretprobe, fentry+fexit, or the tutorial's bpf_printk.
+    #[arg(long, value_enum, default_value = "kprobe")]
+    mode: Mode,
+    /// Kernel function to attach to (default: the first of do_unlinkat, filename_unlinkat found in BTF).
+    #[arg(long)]
+    symbol: Option<String>,
+    /// Print JSON lines instead of text (fields: see README).
+    #[arg(long)]
+    json: bool,
+    /// Trace only this process id.
+    #[arg(long)]
+    pid: Option<u32>,
+    /// Show only calls made by this command name (the kernel's 15-byte comm).
+    #[arg(long)]
+    comm: Option<String>,
+    /// Stop after this many seconds.
+    #[arg(long, value_parser = parse_seconds)]
+    duration: Option<Duration>,
+    /// Stop after this many calls (lines in printk mode).
+    #[arg(long)]
+    count: Option<u64>,
+    /// Create this file once the probes are attached (for harnesses).
+    #[arg(long)]
+    ready_file: Option<PathBuf>,
+    /// Ring buffer size in KiB (a power of two, at least the page size).
+    #[arg(long)]
+    ringbuf_kib: Option<u32>,
+    /// Show libbpf's own messages (verifier log included) on stderr.
+    #[arg(short, long)]
+    verbose: bool,
+}
+
+fn parse_seconds(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .trim_end_matches('s')
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of seconds"))?;
+    if !(secs > 0.0 && secs.is_finite()) {
+        return Err(format!("`{s}`: the duration must be positive"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: i32) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+fn install_signal_handlers() -> Result<()> {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+    let action = SigAction::new(
+        SigHandler::Handler(on_signal),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    for sig in [Signal::SIGINT, Signal::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic.
+        unsafe { sigaction(sig, &action) }.context("installing signal handler")?;
+    }
+    Ok(())
+}
+
+/// Why the session ended.
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum StopReason {
+    Signal,
+    Duration,
+    Count,
+}
+
+#[derive(Debug, Serialize)]
+struct Summary {
+    mode: Mode,
+    symbol: String,
+    ret_width_bits: u32,
+    /// Lines printed (after --comm filtering).
+    printed: u64,
+    stopped_by: StopReason,
+    #[serde(flatten)]
+    counters: Counters,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("unlink-tracer: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn libbpf_to_stderr(_level: libbpf_rs::PrintLevel, msg: String) {
+    eprint!("libbpf: {msg}");
+}
+
+fn run(cli: &Cli) -> Result<()> {
+    if cli.verbose {
+        libbpf_rs::set_print(Some((libbpf_rs::PrintLevel::Debug, libbpf_to_stderr)));
+    } else {
+        libbpf_rs::set_print(None);
+    }
+    let target = target::resolve_running(cli.symbol.as_deref())?;
+    let cfg = Config {
+        mode: cli.mode,
+        target: target.clone(),
+        pid: cli.pid,
+        ringbuf_bytes: cli.ringbuf_kib.map(|k| k.saturating_mul(1024)),
+    };
+    install_signal_handlers()?;
+    let mut storage = ObjectStorage::uninit();
+    let mut session = Session::start(&cfg, &mut storage)?;
+    if let Some(path) = &cli.ready_file {
+        std::fs::write(path, format!("{}\n", target.symbol))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    eprintln!(
+        "unlink-tracer: {:?} mode on {} {} (ret {}-bit); Ctrl-C to stop",
+        cli.mode,
+        target.symbol,
+        target.proto,
+        if target.ret_is_int { 32 } else { 64 }
+    );
+
+    let clock = ClockOffset::now();
+    let started = Instant::now();
+    let mut printed = 0u64;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut write_err: Option<std::io::Error> = None;
+    let stopped_by = loop {
+        if STOP.load(Ordering::SeqCst) {
+            break StopReason::Signal;
+        }
+        if cli.duration.is_some_and(|d| started.elapsed() >= d) {
+            break StopReason::Duration;
+        }
+        if cli.count.is_some_and(|n| printed >= n) {
+            break StopReason::Count;
+        }
+        session.poll(Duration::from_millis(100), &mut |o| {
+            if cli.count.is_some_and(|n| printed >= n) || write_err.is_some() {
+                return;
+            }
+            let line = match o {
+                Output::Call(e) => {
+                    if cli.comm.as_deref().is_some_and(|c| c.as_bytes() != e.comm) {
+                        return;
+                    }
+                    let unix_ns = clock.to_unix(e.ts_ns);
+                    if cli.json {
+                        match serde_json::to_string(&JsonEvent::new(&e, &target.symbol, unix_ns)) {
+                            Ok(s) => s,
+                            Err(err) => {
+                                write_err = Some(std::io::Error::other(err));
+                                return;
+                            }
+                        }
+                    } else {
+                        text_line(&e, &target.symbol, unix_ns)
+                    }
+                }
+                Output::TraceLine(l) => l,
+            };
+            printed += 1;
+            if let Err(err) = writeln!(out, "{line}") {
+                write_err = Some(err);
+            }
+        })?;
+        if let Some(err) = write_err.take() {
+            if err.kind() == std::io::ErrorKind::BrokenPipe {
+                break StopReason::Signal;
+            }
+            return Err(err).context("writing to stdout");
+        }
+        out.flush().context("writing to stdout")?;
+    };
+    // Drain what is already in the ring buffer before counting.
+    session.poll(Duration::ZERO, &mut |_| {})?;
+    let summary = Summary {
+        mode: cli.mode,
+        symbol: target.symbol.clone(),
+        ret_width_bits: if target.ret_is_int { 32 } else { 64 },
+        printed,
+        stopped_by,
+        counters: session.counters(),
+    };
+    if cli.json {
+        eprintln!("{}", serde_json::to_string(&summary)?);
+    } else {
+        eprintln!("{}", summary_text(&summary));
+    }
+    Ok(())
+}
+
+fn summary_text(s: &Summary) -> String {
+    let c = &s.counters;
+    let missed = match c.kernel_missed {
+        Some(n) => n.to_string(),
+        None => "not reported by this kernel".to_string(),
+    };
+    format!(
+        "unlink-tracer: {} lines; events {}, dropped {}, returns without entry {}, \
+         entries never returned {}, stash full {}, kernel-reported missed {}",
+        s.printed, c.events, c.dropped, c.unpaired_returns, c.inflight, c.stash_full, missed
+    )
+}
+
+/// Maps CLOCK_MONOTONIC (bpf_ktime_get_ns) to wall-clock time.
+struct ClockOffset(i128);
+
+impl ClockOffset {
+    fn now() -> Self {
+        use nix::time::{clock_gettime, ClockId};
+        let ns = |id| {
+            clock_gettime(id)
+                .map(|t| t.tv_sec() as i128 * 1_000_000_000 + t.tv_nsec() as i128)
+                .unwrap_or(0)
+        };
+        ClockOffset(ns(ClockId::CLOCK_REALTIME) - ns(ClockId::CLOCK_MONOTONIC))
+    }
+
+    fn to_unix(&self, mono_ns: u64) -> u64 {
+        (mono_ns as i128 + self.0).max(0) as u64
+    }
+}

@@ -1,0 +1,420 @@
+//! Loading, attaching and draining the BPF side. Never prints: output goes
+//! to the caller's sink as typed [`Output`] values.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::mem::MaybeUninit;
+use std::os::fd::AsFd;
+use std::path::Path;
+use std::rc::Rc;
+use std::time::Duration;
+
+use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use libbpf_rs::{ErrorKind, Link, MapCore, OpenObject, RingBuffer, RingBufferBuilder};
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::event::Event;
+use crate::skel::{OpenUnlinkSkel, UnlinkSkel, UnlinkSkelBuilder};
+use crate::target::Target;
+
+const NO_ARG: u32 = 0xff;
+const KPROBE_PMU: &str = "/sys/bus/event_source/devices/kprobe/type";
+const TRACEFS_DIRS: &[&str] = &["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
+
+/// How the unlink path is probed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// kprobe + kretprobe, one event per call through a ring buffer.
+    Kprobe,
+    /// fentry + fexit (BPF trampolines), same events.
+    Fentry,
+    /// The tutorial: bpf_printk lines in trace_pipe.
+    Printk,
+}
+
+/// What a session is asked to do.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub mode: Mode,
+    pub target: Target,
+    /// Trace only this process (thread group id).
+    pub pid: Option<u32>,
+    /// Ring buffer size in bytes (a power of two, multiple of the page size).
+    pub ringbuf_bytes: Option<u32>,
+}
+
+/// What a session produces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// One unlink call (kprobe and fentry modes).
+    Call(Event),
+    /// One line of trace_pipe (printk mode).
+    TraceLine(String),
+}
+
+/// The kernel-side counters and what user space derives from them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Counters {
+    pub entries: u64,
+    pub returns: u64,
+    pub events: u64,
+    /// Events lost because the ring buffer was full.
+    pub dropped: u64,
+    /// Returns that found no stashed entry.
+    pub unpaired_returns: u64,
+    /// Entries still waiting for their return when the session ended.
+    pub inflight: u64,
+    /// Entries that could not be stashed (in-flight map full).
+    pub stash_full: u64,
+    /// Missed probe hits as the kernel reports them (kprobe links, Linux 6.7+).
+    pub kernel_missed: Option<u64>,
+}
+
+#[derive(Debug, Error)]
+pub enum ProbeError {
+    #[error("this kernel has no kprobes ({KPROBE_PMU} is missing): it needs CONFIG_KPROBES; try --mode fentry")]
+    NoKprobes,
+    #[error("the kernel refused to load the BPF program (EPERM): run as root (CAP_BPF and CAP_PERFMON); some hosts refuse BPF even to root")]
+    PermissionDenied,
+    #[error("fentry/fexit is not available for {symbol} on this kernel/arch ({detail}); use --mode kprobe")]
+    NoTrampolines { symbol: String, detail: String },
+    #[error("cannot attach {what} to {symbol}: {detail}")]
+    Attach {
+        what: &'static str,
+        symbol: String,
+        detail: String,
+    },
+    #[error("cannot load the BPF program: {0}")]
+    Load(String),
+    #[error("trace_pipe: {0}")]
+    TracePipe(String),
+    #[error("ring buffer: {0}")]
+    RingBuffer(String),
+}
+
+fn load_error(e: libbpf_rs::Error) -> ProbeError {
+    match e.kind() {
+        ErrorKind::PermissionDenied => ProbeError::PermissionDenied,
+        _ => ProbeError::Load(format!("{e:#}")),
+    }
+}
+
+/// An attached probe set; dropping it detaches everything.
+pub struct Session<'obj> {
+    skel: UnlinkSkel<'obj>,
+    links: Vec<Link>,
+    mode: Mode,
+    ring: Option<RingBuffer<'static>>,
+    queue: Rc<RefCell<VecDeque<Event>>>,
+    trace_pipe: Option<BufReader<File>>,
+    decode_errors: u64,
+}
+
+/// Storage the skeleton borrows for its lifetime.
+pub type ObjectStorage = MaybeUninit<OpenObject>;
+
+impl<'obj> Session<'obj> {
+    /// Opens, configures, loads and attaches the programs of `cfg.mode`.
+    pub fn start(cfg: &Config, storage: &'obj mut ObjectStorage) -> Result<Self, ProbeError> {
+        if matches!(cfg.mode, Mode::Kprobe | Mode::Printk) && !Path::new(KPROBE_PMU).exists() {
+            return Err(ProbeError::NoKprobes);
+        }
+        let builder = UnlinkSkelBuilder::default();
+        let mut open = builder.open(storage).map_err(load_error)?;
+        configure(&mut open, cfg)?;
+        let skel = open.load().map_err(load_error)?;
+
+        let mut session = Session {
+            skel,
+            links: Vec::new(),
+            mode: cfg.mode,
+            ring: None,
+            queue: Rc::new(RefCell::new(VecDeque::new())),
+            trace_pipe: None,
+            decode_errors: 0,
+        };
+        session.attach(&cfg.target.symbol)?;
+        match cfg.mode {
+            Mode::Kprobe | Mode::Fentry => session.open_ring()?,
+            Mode::Printk => session.trace_pipe = Some(open_trace_pipe()?),
+        }
+        Ok(session)
+    }
+
+    fn attach(&mut self, symbol: &str) -> Result<(), ProbeError> {
+        let progs = &self.skel.progs;
+        let attach_err = |what: &'static str, e: libbpf_rs::Error| ProbeError::Attach {
+            what,
+            symbol: symbol.to_string(),
+            detail: format!("{e:#}"),
+        };
+        match self.mode {
+            Mode::Kprobe => {
+                self.links.push(
+                    progs
+                        .kprobe_unlink
+                        .attach_kprobe(false, symbol)
+                        .map_err(|e| attach_err("kprobe", e))?,
+                );
+                self.links.push(
+                    progs
+                        .kretprobe_unlink
+                        .attach_kprobe(true, symbol)
+                        .map_err(|e| attach_err("kretprobe", e))?,
+                );
+            }
+            Mode::Printk => {
+                self.links.push(
+                    progs
+                        .printk_entry
+                        .attach_kprobe(false, symbol)
+                        .map_err(|e| attach_err("kprobe", e))?,
+                );
+                self.links.push(
+                    progs
+                        .printk_exit
+                        .attach_kprobe(true, symbol)
+                        .map_err(|e| attach_err("kretprobe", e))?,
+                );
+            }
+            Mode::Fentry => {
+                for prog in [&progs.fentry_unlink, &progs.fexit_unlink] {
+                    let link = prog.attach().map_err(|e| ProbeError::NoTrampolines {
+                        symbol: symbol.to_string(),
+                        detail: format!("{e:#}"),
+                    })?;
+                    self.links.push(link);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn open_ring(&mut self) -> Result<(), ProbeError> {
+        let queue = Rc::clone(&self.queue);
+        let errors = Rc::new(RefCell::new(0u64));
+        let mut builder = RingBufferBuilder::new();
+        builder
+            .add(&self.skel.maps.events, move |data: &[u8]| {
+                match Event::decode(data) {
+                    Ok(e) => queue.borrow_mut().push_back(e),
+                    Err(_) => *errors.borrow_mut() += 1,
+                }
+                0
+            })
+            .map_err(|e| ProbeError::RingBuffer(format!("{e:#}")))?;
+        self.ring = Some(
+            builder
+                .build()
+                .map_err(|e| ProbeError::RingBuffer(format!("{e:#}")))?,
+        );
+        Ok(())
+    }
+
+    /// Waits up to `timeout` for output and hands everything available to `sink`.
+    pub fn poll(&mut self, timeout: Duration, sink: &mut dyn FnMut(Output)) -> Result<(), ProbeError> {
+        if let Some(ring) = &self.ring {
+            let rc = ring.poll_raw(timeout);
+            if rc < 0 && rc != -libc_eintr() {
+                return Err(ProbeError::RingBuffer(format!(
+                    "poll failed: {}",
+                    std::io::Error::from_raw_os_error(-rc)
+                )));
+            }
+            while let Some(e) = self.queue.borrow_mut().pop_front() {
+                sink(Output::Call(e));
+            }
+        }
+        if let Some(pipe) = &mut self.trace_pipe {
+            wait_readable(pipe.get_ref(), timeout);
+            let mut line = String::new();
+            loop {
+                line.clear();
+                match pipe.read_line(&mut line) {
+                    Ok(0) => break,
+                    Ok(_) => {
+                        let text = line.trim_end_matches('\n');
+                        if !text.trim().is_empty() {
+                            sink(Output::TraceLine(text.to_string()));
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => break,
+                    Err(e) => return Err(ProbeError::TracePipe(e.to_string())),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the kernel-side counters now.
+    pub fn counters(&self) -> Counters {
+        let mut c = Counters::default();
+        if let Some(bss) = self.skel.maps.bss_data.as_deref() {
+            // The BPF side updates these concurrently: read each once, volatile.
+            let k = &bss.counters;
+            // SAFETY: the fields are plain u64s in a live mmap'ed .bss.
+            unsafe {
+                c.entries = std::ptr::read_volatile(&k.entries);
+                c.returns = std::ptr::read_volatile(&k.returns);
+                c.events = std::ptr::read_volatile(&k.events);
+                c.dropped = std::ptr::read_volatile(&k.dropped);
+                c.unpaired_returns = std::ptr::read_volatile(&k.unpaired_returns);
+                c.stash_full = std::ptr::read_volatile(&k.stash_full);
+            }
+        }
+        c.inflight = self.skel.maps.inflight.keys().count() as u64;
+        c.kernel_missed = self.kernel_missed();
+        c
+    }
+
+    /// Sum of the kprobe links' `missed` counts, where the kernel reports them.
+    fn kernel_missed(&self) -> Option<u64> {
+        if self.mode == Mode::Fentry || !kernel_reports_missed() {
+            return None;
+        }
+        let mut total = 0;
+        for link in &self.links {
+            let info = link.info().ok()?;
+            if let libbpf_rs::query::LinkTypeInfo::PerfEvent(pe) = info.info {
+                if let libbpf_rs::query::PerfEventType::Kprobe { missed, .. } = pe.event_type {
+                    total += missed;
+                }
+            }
+        }
+        Some(total)
+    }
+
+    /// Records the ring buffer delivered that did not decode.
+    pub fn decode_errors(&self) -> u64 {
+        self.decode_errors
+    }
+}
+
+fn configure(open: &mut OpenUnlinkSkel<'_>, cfg: &Config) -> Result<(), ProbeError> {
+    let t = &cfg.target;
+    let rodata = open
+        .maps
+        .rodata_data
+        .as_deref_mut()
+        .ok_or_else(|| ProbeError::Load("the BPF object has no .rodata".into()))?;
+    rodata.filter_tgid = cfg.pid.unwrap_or(0);
+    rodata.ret_is_int = t.ret_is_int;
+    rodata.dfd_arg = t.dfd_arg.unwrap_or(NO_ARG);
+    rodata.name_arg = t.name_arg;
+    rodata.nr_args = t.nr_args;
+
+    if let Some(bytes) = cfg.ringbuf_bytes {
+        open.maps
+            .events
+            .set_max_entries(bytes)
+            .map_err(|e| ProbeError::Load(format!("ring buffer size {bytes}: {e:#}")))?;
+    }
+
+    let progs = &mut open.progs;
+    let wanted: &[&str] = match cfg.mode {
+        Mode::Kprobe => &["kprobe_unlink", "kretprobe_unlink"],
+        Mode::Fentry => &["fentry_unlink", "fexit_unlink"],
+        Mode::Printk => &["printk_entry", "printk_exit"],
+    };
+    for prog in [
+        &mut progs.kprobe_unlink,
+        &mut progs.kretprobe_unlink,
+        &mut progs.fentry_unlink,
+        &mut progs.fexit_unlink,
+        &mut progs.printk_entry,
+        &mut progs.printk_exit,
+        &mut progs.empty_kprobe,
+        &mut progs.empty_kretprobe,
+    ] {
+        let name = prog.name().to_string_lossy().into_owned();
+        prog.set_autoload(wanted.contains(&name.as_str()));
+    }
+    if cfg.mode == Mode::Fentry {
+        for prog in [&mut progs.fentry_unlink, &mut progs.fexit_unlink] {
+            prog.set_attach_target(0, Some(t.symbol.clone()))
+                .map_err(|e| ProbeError::Load(format!("fentry target {}: {e:#}", t.symbol)))?;
+        }
+    }
+    Ok(())
+}
+
+fn libc_eintr() -> i32 {
+    nix::errno::Errno::EINTR as i32
+}
+
+fn wait_readable(file: &File, timeout: Duration) {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let ms = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
+    let mut fds = [PollFd::new(file.as_fd(), PollFlags::POLLIN)];
+    let _ = poll(&mut fds, PollTimeout::from(ms));
+}
+
+/// Opens trace_pipe non-blocking, mounting tracefs if nothing is mounted.
+fn open_trace_pipe() -> Result<BufReader<File>, ProbeError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let find = || {
+        TRACEFS_DIRS
+            .iter()
+            .map(|d| Path::new(d).join("trace_pipe"))
+            .find(|p| p.exists())
+    };
+    let path = match find() {
+        Some(p) => p,
+        None => {
+            nix::mount::mount(
+                Some("tracefs"),
+                TRACEFS_DIRS[0],
+                Some("tracefs"),
+                nix::mount::MsFlags::empty(),
+                None::<&str>,
+            )
+            .map_err(|e| ProbeError::TracePipe(format!("tracefs not mounted and mount failed: {e}")))?;
+            find().ok_or_else(|| ProbeError::TracePipe("no trace_pipe after mounting tracefs".into()))?
+        }
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+        .open(&path)
+        .map_err(|e| ProbeError::TracePipe(format!("{}: {e}", path.display())))?;
+    Ok(BufReader::new(file))
+}
+
+/// BPF link info carries kprobe `missed` counts from Linux 6.7.
+fn kernel_reports_missed() -> bool {
+    nix::sys::utsname::uname()
+        .ok()
+        .and_then(|u| parse_release(&u.release().to_string_lossy()))
+        .is_some_and(|v| v >= (6, 7))
+}
+
+/// `6.1.0-47-amd64` → (6, 1).
+pub fn parse_release(release: &str) -> Option<(u32, u32)> {
+    let mut parts = release.split(|c: char| !c.is_ascii_digit());
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn releases() {
+        let cases = [
+            ("6.1.0-47-amd64", Some((6, 1))),
+            ("5.10.0-32-arm64", Some((5, 10))),
+            ("7.3.0-rc5-amd64", Some((7, 3))),
+            ("garbage", None),
+        ];
+        for (rel, want) in cases {
+            assert_eq!(parse_release(rel), want, "{rel}");
+        }
+    }
+}
