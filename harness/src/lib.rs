@@ -1,1 +1,21 @@
+//! The VM harness: boots Debian kernels under QEMU through virtme-ng, runs
+//! the unlink tracer and its workloads inside each, checks the normalised
+//! trace against reviewed snapshots and reports per cell.
+//!
+//! Stages, one module each: [`kernel`] (fetch, with [`apt`]) → [`image`]
+//! (guest binaries) → [`boot`] (vng, deadlines, console) → trace (the
+//! `unlink-guest` agent, in the guest) → [`normalise`] → [`check`] →
+//! [`report`]. [`matrix`] drives the stages and emits events; only
+//! `main.rs` prints.
 
+pub mod accel;
+pub mod apt;
+pub mod boot;
+pub mod check;
+pub mod image;
+pub mod kernel;
+pub mod manifest;
+pub mod matrix;
+pub mod normalise;
+pub mod report;
+pub mod setup;

@@ -1,0 +1,61 @@
+//! Choosing KVM or TCG: KVM only when a short probe boot proves it works
+//! (here /dev/kvm exists but QEMU cannot use it).
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::boot::{self, Accel, BootEnd, BootSpec};
+use crate::manifest::Arch;
+
+/// Why the accel was chosen, for reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccelChoice {
+    pub accel: Accel,
+    pub reason: String,
+}
+
+/// Resolves `Auto` by booting `vmlinuz` once with KVM under a deadline.
+pub fn choose(requested: Accel, arch: Arch, vng: &Path, vmlinuz: &Path, scratch: &Path) -> AccelChoice {
+    match requested {
+        Accel::Kvm => return AccelChoice { accel: Accel::Kvm, reason: "requested".into() },
+        Accel::Tcg => return AccelChoice { accel: Accel::Tcg, reason: "requested".into() },
+        Accel::Auto => {}
+    }
+    if arch != boot::host_arch() {
+        return AccelChoice { accel: Accel::Tcg, reason: format!("{arch} guest on a {} host", boot::host_arch()) };
+    }
+    if std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_err() {
+        return AccelChoice { accel: Accel::Tcg, reason: "/dev/kvm cannot be opened".into() };
+    }
+    let out = scratch.join("kvm-probe");
+    let _ = std::fs::remove_dir_all(&out);
+    if std::fs::create_dir_all(&out).is_err() {
+        return AccelChoice { accel: Accel::Tcg, reason: "no scratch dir for the KVM probe".into() };
+    }
+    let spec = BootSpec {
+        vng: vng.to_path_buf(),
+        arch,
+        accel: Accel::Kvm,
+        vmlinuz: vmlinuz.to_path_buf(),
+        cpus: 1,
+        memory_mb: 512,
+        rwdirs: vec![out.clone()],
+        qemu_opts: None,
+        command: format!("echo ok > {}/ok", out.display()),
+    };
+    let res = boot::run(&spec, &scratch.join("kvm-probe.log"), Duration::from_secs(45));
+    match res {
+        Ok(r) if out.join("ok").exists() => AccelChoice {
+            accel: Accel::Kvm,
+            reason: format!("KVM probe boot succeeded in {:.1}s", r.wall.as_secs_f64()),
+        },
+        Ok(r) => AccelChoice {
+            accel: Accel::Tcg,
+            reason: match r.end {
+                BootEnd::Timeout => "/dev/kvm is present but a KVM probe boot hung".into(),
+                _ => "/dev/kvm is present but a KVM probe boot failed".into(),
+            },
+        },
+        Err(e) => AccelChoice { accel: Accel::Tcg, reason: format!("KVM probe could not run: {e:#}") },
+    }
+}
