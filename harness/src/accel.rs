@@ -15,22 +15,52 @@ pub struct AccelChoice {
 }
 
 /// Resolves `Auto` by booting `vmlinuz` once with KVM under a deadline.
-pub fn choose(requested: Accel, arch: Arch, vng: &Path, vmlinuz: &Path, scratch: &Path) -> AccelChoice {
+pub fn choose(
+    requested: Accel,
+    arch: Arch,
+    vng: &Path,
+    vmlinuz: &Path,
+    scratch: &Path,
+) -> AccelChoice {
     match requested {
-        Accel::Kvm => return AccelChoice { accel: Accel::Kvm, reason: "requested".into() },
-        Accel::Tcg => return AccelChoice { accel: Accel::Tcg, reason: "requested".into() },
+        Accel::Kvm => {
+            return AccelChoice {
+                accel: Accel::Kvm,
+                reason: "requested".into(),
+            }
+        }
+        Accel::Tcg => {
+            return AccelChoice {
+                accel: Accel::Tcg,
+                reason: "requested".into(),
+            }
+        }
         Accel::Auto => {}
     }
     if arch != boot::host_arch() {
-        return AccelChoice { accel: Accel::Tcg, reason: format!("{arch} guest on a {} host", boot::host_arch()) };
+        return AccelChoice {
+            accel: Accel::Tcg,
+            reason: format!("{arch} guest on a {} host", boot::host_arch()),
+        };
     }
-    if std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_err() {
-        return AccelChoice { accel: Accel::Tcg, reason: "/dev/kvm cannot be opened".into() };
+    if std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_err()
+    {
+        return AccelChoice {
+            accel: Accel::Tcg,
+            reason: "/dev/kvm cannot be opened".into(),
+        };
     }
     let out = scratch.join("kvm-probe");
     let _ = std::fs::remove_dir_all(&out);
     if std::fs::create_dir_all(&out).is_err() {
-        return AccelChoice { accel: Accel::Tcg, reason: "no scratch dir for the KVM probe".into() };
+        return AccelChoice {
+            accel: Accel::Tcg,
+            reason: "no scratch dir for the KVM probe".into(),
+        };
     }
     let spec = BootSpec {
         vng: vng.to_path_buf(),
@@ -43,7 +73,11 @@ pub fn choose(requested: Accel, arch: Arch, vng: &Path, vmlinuz: &Path, scratch:
         qemu_opts: None,
         command: format!("echo ok > {}/ok", out.display()),
     };
-    let res = boot::run(&spec, &scratch.join("kvm-probe.log"), Duration::from_secs(45));
+    let res = boot::run(
+        &spec,
+        &scratch.join("kvm-probe.log"),
+        Duration::from_secs(45),
+    );
     match res {
         Ok(r) if out.join("ok").exists() => AccelChoice {
             accel: Accel::Kvm,
@@ -56,6 +90,9 @@ pub fn choose(requested: Accel, arch: Arch, vng: &Path, vmlinuz: &Path, scratch:
                 _ => "/dev/kvm is present but a KVM probe boot failed".into(),
             },
         },
-        Err(e) => AccelChoice { accel: Accel::Tcg, reason: format!("KVM probe could not run: {e:#}") },
+        Err(e) => AccelChoice {
+            accel: Accel::Tcg,
+            reason: format!("KVM probe could not run: {e:#}"),
+        },
     }
 }

@@ -21,7 +21,10 @@ pub struct Source {
 pub fn parse_deb822_sources(text: &str) -> Vec<Source> {
     parse_deb822(text)
         .into_iter()
-        .filter(|st| st.get("Types").is_some_and(|t| t.split_whitespace().any(|t| t == "deb")))
+        .filter(|st| {
+            st.get("Types")
+                .is_some_and(|t| t.split_whitespace().any(|t| t == "deb"))
+        })
         .flat_map(|st| {
             let suites: Vec<String> = st
                 .get("Suites")
@@ -84,7 +87,9 @@ pub fn system_mirror() -> Result<String> {
         let mut paths: Vec<PathBuf> = dir.filter_map(|e| e.ok().map(|e| e.path())).collect();
         paths.sort();
         for p in paths {
-            let Ok(text) = std::fs::read_to_string(&p) else { continue };
+            let Ok(text) = std::fs::read_to_string(&p) else {
+                continue;
+            };
             match p.extension().and_then(|e| e.to_str()) {
                 Some("sources") => sources.extend(parse_deb822_sources(&text)),
                 Some("list") => sources.extend(parse_one_line_sources(&text)),
@@ -236,7 +241,12 @@ impl PrivateApt {
 
     /// Writes the configuration files (idempotent).
     pub fn write_config(&self, mirror: &str) -> Result<()> {
-        for sub in ["sources.list.d", "preferences.d", "state/lists/partial", "cache/archives/partial"] {
+        for sub in [
+            "sources.list.d",
+            "preferences.d",
+            "state/lists/partial",
+            "cache/archives/partial",
+        ] {
             std::fs::create_dir_all(self.dir.join(sub))
                 .with_context(|| format!("creating {}", self.dir.join(sub).display()))?;
         }
@@ -297,19 +307,35 @@ mod tests {
                     Types: deb\nURIs: http://mirror.example/debian-security\nSuites: bookworm-security\n";
         let sources = parse_deb822_sources(text);
         assert_eq!(sources.len(), 2);
-        assert_eq!(pick_mirror(&sources).as_deref(), Some("http://mirror.example/debian"));
+        assert_eq!(
+            pick_mirror(&sources).as_deref(),
+            Some("http://mirror.example/debian")
+        );
     }
 
     #[test]
     fn mirror_from_one_line() {
         let cases = [
-            ("deb http://m.example/debian/ bookworm main\n", Some("http://m.example/debian")),
-            ("deb [signed-by=/k.gpg] http://m.example/d bookworm main contrib\n", Some("http://m.example/d")),
+            (
+                "deb http://m.example/debian/ bookworm main\n",
+                Some("http://m.example/debian"),
+            ),
+            (
+                "deb [signed-by=/k.gpg] http://m.example/d bookworm main contrib\n",
+                Some("http://m.example/d"),
+            ),
             ("deb http://s.example/ bookworm-security main\n", None),
-            ("# deb http://x/ bookworm main\ndeb-src http://y/ bookworm main\n", None),
+            (
+                "# deb http://x/ bookworm main\ndeb-src http://y/ bookworm main\n",
+                None,
+            ),
         ];
         for (text, want) in cases {
-            assert_eq!(pick_mirror(&parse_one_line_sources(text)).as_deref(), want, "{text}");
+            assert_eq!(
+                pick_mirror(&parse_one_line_sources(text)).as_deref(),
+                want,
+                "{text}"
+            );
         }
     }
 
@@ -337,6 +363,9 @@ mod tests {
         assert_eq!(p.deb_file_name(), "linux-image-amd64_6.1.170-1_amd64.deb");
         assert_eq!(st[0]["Description"], "Linux for\n64-bit PCs");
         let missing = parse_deb822("Package: x\n");
-        assert!(PackageInfo::from_stanza(&missing[0]).unwrap_err().to_string().contains("Version"));
+        assert!(PackageInfo::from_stanza(&missing[0])
+            .unwrap_err()
+            .to_string()
+            .contains("Version"));
     }
 }

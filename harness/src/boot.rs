@@ -161,8 +161,14 @@ pub fn run(spec: &BootSpec, console_log: &Path, deadline: Duration) -> Result<Bo
     let (tx, rx) = mpsc::channel::<String>();
     let mut readers = Vec::new();
     for stream in [
-        child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-        child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
     ]
     .into_iter()
     .flatten()
@@ -261,9 +267,18 @@ mod tests {
     #[test]
     fn console_failures() {
         let cases = [
-            ("[   12.3] Kernel panic - not syncing: VFS", Some("kernel panic")),
-            ("[    1.0] watchdog: BUG: soft lockup - CPU#0 stuck for 22s!", Some("soft lockup")),
-            ("[   30.1] rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:", Some("RCU stall")),
+            (
+                "[   12.3] Kernel panic - not syncing: VFS",
+                Some("kernel panic"),
+            ),
+            (
+                "[    1.0] watchdog: BUG: soft lockup - CPU#0 stuck for 22s!",
+                Some("soft lockup"),
+            ),
+            (
+                "[   30.1] rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:",
+                Some("RCU stall"),
+            ),
             ("[    5.5] Oops: 0000 [#1] PREEMPT SMP", Some("oops")),
             ("[    0.0] Linux version 6.1.0", None),
         ];

@@ -28,7 +28,11 @@ pub fn snapshot_body(file_text: &str) -> Option<&str> {
 pub enum SnapshotCheck {
     Match,
     /// The first line that differs: (line number, expected, actual).
-    Differs { line: usize, expected: String, actual: String },
+    Differs {
+        line: usize,
+        expected: String,
+        actual: String,
+    },
     Missing(PathBuf),
 }
 
@@ -38,8 +42,10 @@ pub fn check_snapshot(dir: &Path, name: &str, actual: &str) -> Result<SnapshotCh
     if !path.exists() {
         return Ok(SnapshotCheck::Missing(path));
     }
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let body = snapshot_body(&text).with_context(|| format!("{}: not an insta snapshot", path.display()))?;
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let body = snapshot_body(&text)
+        .with_context(|| format!("{}: not an insta snapshot", path.display()))?;
     Ok(compare(body, actual))
 }
 
@@ -64,10 +70,21 @@ impl std::fmt::Display for SnapshotCheck {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             SnapshotCheck::Match => write!(f, "matches"),
-            SnapshotCheck::Differs { line, expected, actual } => {
-                write!(f, "differs at line {line}: expected `{expected}`, got `{actual}`")
+            SnapshotCheck::Differs {
+                line,
+                expected,
+                actual,
+            } => {
+                write!(
+                    f,
+                    "differs at line {line}: expected `{expected}`, got `{actual}`"
+                )
             }
-            SnapshotCheck::Missing(p) => write!(f, "no snapshot {} (run the tests to create and review it)", p.display()),
+            SnapshotCheck::Missing(p) => write!(
+                f,
+                "no snapshot {} (run the tests to create and review it)",
+                p.display()
+            ),
         }
     }
 }
@@ -117,11 +134,19 @@ mod tests {
         assert_eq!(compare("a\nb\n", "a\nb"), SnapshotCheck::Match);
         assert_eq!(
             compare("a\nb\n", "a\nc\n"),
-            SnapshotCheck::Differs { line: 2, expected: "b".into(), actual: "c".into() }
+            SnapshotCheck::Differs {
+                line: 2,
+                expected: "b".into(),
+                actual: "c".into()
+            }
         );
         assert_eq!(
             compare("a\n", "a\nextra\n"),
-            SnapshotCheck::Differs { line: 2, expected: "<end>".into(), actual: "extra".into() }
+            SnapshotCheck::Differs {
+                line: 2,
+                expected: "<end>".into(),
+                actual: "extra".into()
+            }
         );
     }
 

@@ -37,7 +37,10 @@ pub fn cargo_args(arch: Arch, target_dir: &std::path::Path) -> Vec<String> {
 /// Builds (incrementally) the tracer and agent for `arch`.
 pub fn build(arch: Arch) -> Result<GuestBinaries> {
     if arch != crate::boot::host_arch() {
-        bail!("{arch} guests are not supported yet: only the host's arch ({}) is", crate::boot::host_arch());
+        bail!(
+            "{arch} guests are not supported yet: only the host's arch ({}) is",
+            crate::boot::host_arch()
+        );
     }
     let root = repo_root();
     let target_dir = root.join("target").join("guest");

@@ -125,7 +125,9 @@ pub fn fetch(
     if !apt.index_fresh(INDEX_MAX_AGE) {
         progress(&format!("apt-get update ({})", entry.suite));
         run(
-            Command::new("apt-get").args(apt.options()).args(["-q", "update"]),
+            Command::new("apt-get")
+                .args(apt.options())
+                .args(["-q", "update"]),
             &format!("apt-get update for {}", entry.suite),
         )?;
     }
@@ -202,13 +204,21 @@ pub fn download_verified(
             if sha256_file(&path)? == p.sha256 {
                 return Ok(path);
             }
-            progress(&format!("{}: SHA256 mismatch, fetching again", path.display()));
+            progress(&format!(
+                "{}: SHA256 mismatch, fetching again",
+                path.display()
+            ));
             std::fs::remove_file(&path)?;
         }
         if attempt == 1 {
             break;
         }
-        progress(&format!("downloading {} {} ({} MB)", p.package, p.version, p.size / 1_000_000));
+        progress(&format!(
+            "downloading {} {} ({} MB)",
+            p.package,
+            p.version,
+            p.size / 1_000_000
+        ));
         run(
             Command::new("apt-get")
                 .current_dir(deb_dir)

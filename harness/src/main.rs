@@ -18,7 +18,11 @@ use harness::matrix::{self, CellId, MatrixEvent, Plan, Stage, Status};
 use harness::{accel, image, kernel, report, setup};
 
 #[derive(Debug, Parser)]
-#[command(name = "harness", version, about = "Boot Debian kernels under QEMU and check the unlink tracer in each")]
+#[command(
+    name = "harness",
+    version,
+    about = "Boot Debian kernels under QEMU and check the unlink tracer in each"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -102,7 +106,11 @@ fn test_cmd(args: &[String]) -> Result<ExitCode> {
         .env("INSTA_UPDATE", "no")
         .status()
         .context("running cargo test")?;
-    Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if status.success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// Exit code 2 with one line naming the valid values.
@@ -112,7 +120,9 @@ fn usage_error(msg: String) -> ExitCode {
 }
 
 fn default_jobs() -> usize {
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     // Each guest has 2 vCPUs and 1 GiB; keep one core for the host side.
     (cores / 2).max(1)
 }
@@ -155,7 +165,13 @@ fn matrix_cmd(args: MatrixArgs) -> Result<ExitCode> {
     }
 
     // KVM or TCG: decided once, by a probe boot of the first kernel.
-    let first = kernel::fetch(&cache, &kernels[0], arches[0], args.flavour.as_deref(), &note)?;
+    let first = kernel::fetch(
+        &cache,
+        &kernels[0],
+        arches[0],
+        args.flavour.as_deref(),
+        &note,
+    )?;
     std::fs::create_dir_all(&args.report)?;
     let choice = accel::choose(args.accel, arches[0], &vng, &first.vmlinuz, &args.report);
     note(&format!("accel: {:?} ({})", choice.accel, choice.reason));
@@ -188,7 +204,11 @@ fn matrix_cmd(args: MatrixArgs) -> Result<ExitCode> {
     let failed = results.iter().filter(|c| c.status != Status::Pass).count();
     println!("{}", report::summary_md(&results, &choice.reason, wall));
     println!("report: {}", args.report.join("matrix.json").display());
-    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn stage_text(stage: Stage) -> &'static str {
@@ -228,12 +248,18 @@ fn render(cells: &[CellId], rx: mpsc::Receiver<MatrixEvent>) {
                 None => eprintln!("[{cell}] {text}"),
             },
             MatrixEvent::Done(r) => {
-                let cell = CellId { alias: r.alias.clone(), arch: r.arch };
+                let cell = CellId {
+                    alias: r.alias.clone(),
+                    arch: r.arch,
+                };
                 let line = format!(
                     "{} in {:.1}s{}",
                     report::status_mark(r.status),
                     r.total_s,
-                    r.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default()
+                    r.error
+                        .as_deref()
+                        .map(|e| format!(": {e}"))
+                        .unwrap_or_default()
                 );
                 match bars.get(&cell) {
                     Some(pb) => pb.finish_with_message(line),

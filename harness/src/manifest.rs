@@ -147,7 +147,11 @@ mod tests {
 
     #[test]
     fn arch_names() {
-        for (s, want) in [("x86_64", Some(Arch::X86_64)), ("aarch64", Some(Arch::Arm64)), ("mips", None)] {
+        for (s, want) in [
+            ("x86_64", Some(Arch::X86_64)),
+            ("aarch64", Some(Arch::Arm64)),
+            ("mips", None),
+        ] {
             assert_eq!(Arch::parse(s), want);
         }
     }

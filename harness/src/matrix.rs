@@ -126,19 +126,36 @@ impl Plan {
 pub const GUEST_RUNS: &[(&str, &str)] = &[("tutorial", "kprobe"), ("printk", "printk")];
 
 /// Runs every cell; returns their results in plan order.
-pub fn run(plan: &Plan, binaries: &[(Arch, GuestBinaries)], accel: Accel, tx: &Sender<MatrixEvent>) -> Vec<CellResult> {
+pub fn run(
+    plan: &Plan,
+    binaries: &[(Arch, GuestBinaries)],
+    accel: Accel,
+    tx: &Sender<MatrixEvent>,
+) -> Vec<CellResult> {
     let cells = plan.cells();
-    let queue = Arc::new(Mutex::new(cells.clone().into_iter().enumerate().collect::<Vec<_>>()));
-    let results: Arc<Mutex<Vec<Option<CellResult>>>> = Arc::new(Mutex::new(vec![None; cells.len()]));
+    let queue = Arc::new(Mutex::new(
+        cells.clone().into_iter().enumerate().collect::<Vec<_>>(),
+    ));
+    let results: Arc<Mutex<Vec<Option<CellResult>>>> =
+        Arc::new(Mutex::new(vec![None; cells.len()]));
     std::thread::scope(|s| {
         for _ in 0..plan.jobs.max(1) {
             let queue = Arc::clone(&queue);
             let results = Arc::clone(&results);
             let tx = tx.clone();
             s.spawn(move || loop {
-                let next = queue.lock().map(|mut q| if q.is_empty() { None } else { Some(q.remove(0)) });
+                let next = queue.lock().map(|mut q| {
+                    if q.is_empty() {
+                        None
+                    } else {
+                        Some(q.remove(0))
+                    }
+                });
                 let Ok(Some((i, cell))) = next else { break };
-                let bins = binaries.iter().find(|(a, _)| *a == cell.arch).map(|(_, b)| b);
+                let bins = binaries
+                    .iter()
+                    .find(|(a, _)| *a == cell.arch)
+                    .map(|(_, b)| b);
                 let r = run_cell(plan, &cell, bins, accel, &tx);
                 let _ = tx.send(MatrixEvent::Done(Box::new(r.clone())));
                 if let Ok(mut all) = results.lock() {
@@ -153,10 +170,19 @@ pub fn run(plan: &Plan, binaries: &[(Arch, GuestBinaries)], accel: Accel, tx: &S
     all.into_iter().flatten().collect()
 }
 
-fn run_cell(plan: &Plan, cell: &CellId, bins: Option<&GuestBinaries>, accel: Accel, tx: &Sender<MatrixEvent>) -> CellResult {
+fn run_cell(
+    plan: &Plan,
+    cell: &CellId,
+    bins: Option<&GuestBinaries>,
+    accel: Accel,
+    tx: &Sender<MatrixEvent>,
+) -> CellResult {
     let start = Instant::now();
     let entry = plan.kernels.iter().find(|k| k.alias == cell.alias);
-    let dir = plan.report_dir.join("cells").join(format!("{}-{}", cell.alias, cell.arch));
+    let dir = plan
+        .report_dir
+        .join("cells")
+        .join(format!("{}-{}", cell.alias, cell.arch));
     let mut r = CellResult {
         alias: cell.alias.clone(),
         suite: entry.map(|e| e.suite.clone()).unwrap_or_default(),
@@ -178,12 +204,24 @@ fn run_cell(plan: &Plan, cell: &CellId, bins: Option<&GuestBinaries>, accel: Acc
     let outcome = (|| -> Result<()> {
         let entry = entry.context("not in the manifest")?;
         let bins = bins.with_context(|| format!("no guest binaries for {}", cell.arch))?;
-        let _ = tx.send(MatrixEvent::Stage { cell: cell.clone(), stage: Stage::Fetching });
+        let _ = tx.send(MatrixEvent::Stage {
+            cell: cell.clone(),
+            stage: Stage::Fetching,
+        });
         let note = |text: &str| {
-            let _ = tx.send(MatrixEvent::Note { cell: cell.clone(), text: text.to_string() });
+            let _ = tx.send(MatrixEvent::Note {
+                cell: cell.clone(),
+                text: text.to_string(),
+            });
         };
-        let img = kernel::fetch(&plan.cache, entry, cell.arch, plan.flavour.as_deref(), &note)
-            .with_context(|| format!("fetching the {} kernel", entry.alias))?;
+        let img = kernel::fetch(
+            &plan.cache,
+            entry,
+            cell.arch,
+            plan.flavour.as_deref(),
+            &note,
+        )
+        .with_context(|| format!("fetching the {} kernel", entry.alias))?;
         r.kernel_package = Some(img.package.clone());
         r.kernel = Some(img.version.clone());
         r.release = Some(img.release.clone());
@@ -239,7 +277,10 @@ fn boot_and_check(
         qemu_opts: None,
         command,
     };
-    let _ = tx.send(MatrixEvent::Stage { cell: cell.clone(), stage: Stage::Booting });
+    let _ = tx.send(MatrixEvent::Stage {
+        cell: cell.clone(),
+        stage: Stage::Booting,
+    });
     let console = dir.join("console.log");
     let boot = boot::run(&spec, &console, plan.boot_deadline)?;
     r.boot_s = boot.first_kernel_line_s.map(round2);
@@ -267,7 +308,10 @@ fn boot_and_check(
     }
     // Boot time: first kernel line to the agent's first run being ready is
     // not observable from here; the guest's own clock gives uptime at start.
-    let _ = tx.send(MatrixEvent::Stage { cell: cell.clone(), stage: Stage::Checking });
+    let _ = tx.send(MatrixEvent::Stage {
+        cell: cell.clone(),
+        stage: Stage::Checking,
+    });
     let tutorial = check_tutorial(&out.join("tutorial"), r);
     r.scenarios.push(tutorial);
     r.scenarios.push(check_printk(&out.join("printk")));
@@ -288,23 +332,37 @@ struct AgentOutcome {
 /// Reads what the agent wrote for one run; Err names what is missing or failed.
 fn read_run(dir: &Path) -> Result<(Vec<Step>, String, String)> {
     let outcome: AgentOutcome = serde_json::from_slice(
-        &std::fs::read(dir.join("result.json")).with_context(|| format!("no {}/result.json", dir.display()))?,
+        &std::fs::read(dir.join("result.json"))
+            .with_context(|| format!("no {}/result.json", dir.display()))?,
     )
     .context("result.json")?;
     let stderr = std::fs::read_to_string(dir.join("tracer.err")).unwrap_or_default();
     if !outcome.ok {
-        let tracer_said = stderr.lines().rev().find(|l| l.starts_with("unlink-tracer:")).unwrap_or("");
+        let tracer_said = stderr
+            .lines()
+            .rev()
+            .find(|l| l.starts_with("unlink-tracer:"))
+            .unwrap_or("");
         anyhow::bail!("{} {}", outcome.error.unwrap_or_default(), tracer_said);
     }
-    let steps: Vec<Step> = serde_json::from_slice(&std::fs::read(dir.join("workload.json"))?).context("workload.json")?;
+    let steps: Vec<Step> = serde_json::from_slice(&std::fs::read(dir.join("workload.json"))?)
+        .context("workload.json")?;
     let trace = std::fs::read_to_string(dir.join("trace.out")).context("trace.out")?;
     Ok((steps, trace, stderr))
 }
 
 fn scenario(name: &str, result: Result<String>) -> ScenarioResult {
     match result {
-        Ok(detail) => ScenarioResult { name: name.into(), status: Status::Pass, detail },
-        Err(e) => ScenarioResult { name: name.into(), status: Status::Fail, detail: format!("{e:#}") },
+        Ok(detail) => ScenarioResult {
+            name: name.into(),
+            status: Status::Pass,
+            detail,
+        },
+        Err(e) => ScenarioResult {
+            name: name.into(),
+            status: Status::Fail,
+            detail: format!("{e:#}"),
+        },
     }
 }
 
@@ -317,43 +375,61 @@ pub fn tutorial_trace(dir: &Path) -> Result<(normalise::Normalised, TracerSummar
 }
 
 fn check_tutorial(dir: &Path, r: &mut CellResult) -> ScenarioResult {
-    scenario("tutorial", (|| {
-        let (n, summary) = tutorial_trace(dir)?;
-        r.symbol = Some(summary.symbol.clone());
-        r.ret_width_bits = Some(summary.ret_width_bits);
-        r.events = Some(n.events);
-        std::fs::write(dir.join("normalised.txt"), &n.text)?;
-        match check::check_snapshot(&check::snapshot_dir(), "tutorial", &n.text)? {
-            SnapshotCheck::Match => Ok(format!(
-                "snapshot matches: {} events, {} background, dropped {}, unpaired {}",
-                n.events, n.background, summary.dropped, summary.unpaired_returns
-            )),
-            other => anyhow::bail!("snapshot {other}"),
-        }
-    })())
+    scenario(
+        "tutorial",
+        (|| {
+            let (n, summary) = tutorial_trace(dir)?;
+            r.symbol = Some(summary.symbol.clone());
+            r.ret_width_bits = Some(summary.ret_width_bits);
+            r.events = Some(n.events);
+            std::fs::write(dir.join("normalised.txt"), &n.text)?;
+            match check::check_snapshot(&check::snapshot_dir(), "tutorial", &n.text)? {
+                SnapshotCheck::Match => Ok(format!(
+                    "snapshot matches: {} events, {} background, dropped {}, unpaired {}",
+                    n.events, n.background, summary.dropped, summary.unpaired_returns
+                )),
+                other => anyhow::bail!("snapshot {other}"),
+            }
+        })(),
+    )
 }
 
 /// The tutorial's printk lines for the workload's rm steps, with the right ret.
 pub fn check_printk(dir: &Path) -> ScenarioResult {
-    scenario("printk", (|| {
-        let (steps, trace, _) = read_run(dir)?;
-        let lines: Vec<PrintkLine> = trace.lines().filter_map(check::parse_printk).collect();
-        let mut checked = 0;
-        for s in steps.iter().filter(|s| s.argv[0] == "rm") {
-            let name = &s.argv[1];
-            let want_ret = if s.exit_code == Some(0) { 0 } else { -2 };
-            let entry = PrintkLine::Entry { pid: s.pid, filename: name.clone() };
-            let exit = PrintkLine::Exit { pid: s.pid, ret: want_ret };
-            anyhow::ensure!(lines.contains(&entry), "no `KPROBE ENTRY pid = {}, filename = {name}` line", s.pid);
-            anyhow::ensure!(
+    scenario(
+        "printk",
+        (|| {
+            let (steps, trace, _) = read_run(dir)?;
+            let lines: Vec<PrintkLine> = trace.lines().filter_map(check::parse_printk).collect();
+            let mut checked = 0;
+            for s in steps.iter().filter(|s| s.argv[0] == "rm") {
+                let name = &s.argv[1];
+                let want_ret = if s.exit_code == Some(0) { 0 } else { -2 };
+                let entry = PrintkLine::Entry {
+                    pid: s.pid,
+                    filename: name.clone(),
+                };
+                let exit = PrintkLine::Exit {
+                    pid: s.pid,
+                    ret: want_ret,
+                };
+                anyhow::ensure!(
+                    lines.contains(&entry),
+                    "no `KPROBE ENTRY pid = {}, filename = {name}` line",
+                    s.pid
+                );
+                anyhow::ensure!(
                 lines.contains(&exit),
                 "no `KPROBE EXIT: pid = {}, ret = {want_ret}` line (rm {name}); exits seen for that pid: {:?}",
                 s.pid,
                 lines.iter().filter(|l| matches!(l, PrintkLine::Exit { pid, .. } if *pid == s.pid)).collect::<Vec<_>>()
             );
-            checked += 1;
-        }
-        anyhow::ensure!(checked > 0, "the workload ran no rm");
-        Ok(format!("{checked} entry/exit line pairs found in trace_pipe with the expected ret"))
-    })())
+                checked += 1;
+            }
+            anyhow::ensure!(checked > 0, "the workload ran no rm");
+            Ok(format!(
+                "{checked} entry/exit line pairs found in trace_pipe with the expected ret"
+            ))
+        })(),
+    )
 }

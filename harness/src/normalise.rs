@@ -52,9 +52,7 @@ pub fn parse_events(text: &str) -> Result<Vec<TraceEvent>> {
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            serde_json::from_str(l).with_context(|| format!("trace line {}: {l}", i + 1))
-        })
+        .map(|(i, l)| serde_json::from_str(l).with_context(|| format!("trace line {}: {l}", i + 1)))
         .collect()
 }
 
@@ -107,12 +105,20 @@ pub fn normalise(steps: &[Step], events: &[TraceEvent], summary: &TracerSummary)
         }
         n += 1;
         let pid = pids.name(e.pid);
-        let tid = if e.tid == e.pid { pid.clone() } else { pids.name(e.tid) };
+        let tid = if e.tid == e.pid {
+            pid.clone()
+        } else {
+            pids.name(e.tid)
+        };
         let ret = match &e.errno {
             Some(name) => format!("{} ({name})", e.ret),
             None => e.ret.to_string(),
         };
-        let trunc = if e.filename_truncated { "...<truncated>" } else { "" };
+        let trunc = if e.filename_truncated {
+            "...<truncated>"
+        } else {
+            ""
+        };
         lines.push(format!(
             "{} {pid}/{tid} unlink_fn({}, \"{}\"{trunc}) = {ret}",
             e.comm,
@@ -161,7 +167,11 @@ mod tests {
     #[test]
     fn pids_become_placeholders_and_background_is_left_out() {
         let steps = [step(700, "rm a"), step(705, "rm missing")];
-        let events = [ev(12, "systemd", "x", 0), ev(700, "rm", "a", 0), ev(705, "rm", "missing", -2)];
+        let events = [
+            ev(12, "systemd", "x", 0),
+            ev(700, "rm", "a", 0),
+            ev(705, "rm", "missing", -2),
+        ];
         let n = normalise(&steps, &events, &TracerSummary::default());
         assert_eq!(
             n.text,
@@ -178,7 +188,10 @@ mod tests {
         let line = r#"{"time_ns":1,"pid":5,"tid":6,"comm":"rm","dfd":-100,"filename":"a\\nb","filename_truncated":false,"filename_unreadable":false,"ret":0,"errno":null,"latency_ns":9,"symbol":"do_unlinkat"}"#;
         let evs = parse_events(&format!("{line}\n\n")).unwrap();
         assert_eq!(evs[0].filename, "a\\nb");
-        assert!(parse_events("{oops").unwrap_err().to_string().contains("trace line 1"));
+        assert!(parse_events("{oops")
+            .unwrap_err()
+            .to_string()
+            .contains("trace line 1"));
         let err = "unlink-tracer: Kprobe mode\n{\"mode\":\"kprobe\",\"symbol\":\"do_unlinkat\",\"ret_width_bits\":32,\"printed\":3,\"stopped_by\":\"signal\",\"entries\":3,\"returns\":3,\"events\":3,\"dropped\":0,\"unpaired_returns\":0,\"inflight\":0,\"stash_full\":0,\"kernel_missed\":null}\n";
         let s = parse_summary(err).unwrap();
         assert_eq!((s.events, s.ret_width_bits, s.kernel_missed), (3, 32, None));

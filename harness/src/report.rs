@@ -27,7 +27,10 @@ pub fn status_mark(s: Status) -> &'static str {
 /// The markdown summary: one row per cell.
 pub fn summary_md(cells: &[CellResult], accel_reason: &str, wall_s: f64) -> String {
     let mut s = String::from("# Kernel matrix\n\n");
-    s.push_str(&format!("{} cells, wall time {wall_s:.1} s; accel: {accel_reason}\n\n", cells.len()));
+    s.push_str(&format!(
+        "{} cells, wall time {wall_s:.1} s; accel: {accel_reason}\n\n",
+        cells.len()
+    ));
     s.push_str("| kernel | arch | package version | symbol | ret | status | boot s | total s |\n");
     s.push_str("|---|---|---|---|---|---|---|---|\n");
     for c in cells {
@@ -38,9 +41,13 @@ pub fn summary_md(cells: &[CellResult], accel_reason: &str, wall_s: f64) -> Stri
             c.arch,
             c.kernel.as_deref().unwrap_or("?"),
             c.symbol.as_deref().unwrap_or("-"),
-            c.ret_width_bits.map(|b| format!("s{b}")).unwrap_or_else(|| "-".into()),
+            c.ret_width_bits
+                .map(|b| format!("s{b}"))
+                .unwrap_or_else(|| "-".into()),
             status_mark(c.status),
-            c.boot_s.map(|b| format!("{b:.1}")).unwrap_or_else(|| "-".into()),
+            c.boot_s
+                .map(|b| format!("{b:.1}"))
+                .unwrap_or_else(|| "-".into()),
             c.total_s
         ));
     }
@@ -64,9 +71,16 @@ pub fn summary_md(cells: &[CellResult], accel_reason: &str, wall_s: f64) -> Stri
 
 pub fn write(dir: &Path, cells: &[CellResult], accel_reason: &str, wall_s: f64) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let json = serde_json::to_vec_pretty(&MatrixJson { accel_reason, wall_s, cells })?;
+    let json = serde_json::to_vec_pretty(&MatrixJson {
+        accel_reason,
+        wall_s,
+        cells,
+    })?;
     std::fs::write(dir.join("matrix.json"), json).context("writing matrix.json")?;
-    std::fs::write(dir.join("summary.md"), summary_md(cells, accel_reason, wall_s))
-        .context("writing summary.md")?;
+    std::fs::write(
+        dir.join("summary.md"),
+        summary_md(cells, accel_reason, wall_s),
+    )
+    .context("writing summary.md")?;
     Ok(())
 }

@@ -11,7 +11,14 @@ use crate::apt;
 
 /// Debian packages from the release itself.
 pub const APT_PACKAGES: &[&str] = &[
-    "clang", "llvm", "libelf-dev", "zlib1g-dev", "pkg-config", "kmod", "busybox-static", "python3-venv",
+    "clang",
+    "llvm",
+    "libelf-dev",
+    "zlib1g-dev",
+    "pkg-config",
+    "kmod",
+    "busybox-static",
+    "python3-venv",
 ];
 /// Packages taken from bookworm-backports (QEMU 10, matching the qemu-utils these machines have).
 pub const BACKPORTS_PACKAGES: &[&str] = &["qemu-system-x86"];
@@ -53,8 +60,16 @@ pub fn vng_path(cache: &Path) -> PathBuf {
 
 pub fn check(cache: &Path) -> Missing {
     Missing {
-        apt: APT_PACKAGES.iter().filter(|p| !installed(p)).map(|s| s.to_string()).collect(),
-        backports: BACKPORTS_PACKAGES.iter().filter(|p| !installed(p)).map(|s| s.to_string()).collect(),
+        apt: APT_PACKAGES
+            .iter()
+            .filter(|p| !installed(p))
+            .map(|s| s.to_string())
+            .collect(),
+        backports: BACKPORTS_PACKAGES
+            .iter()
+            .filter(|p| !installed(p))
+            .map(|s| s.to_string())
+            .collect(),
         venv: !vng_path(cache).is_file(),
     }
 }
@@ -90,7 +105,10 @@ fn run(cmd: &mut Command, what: &str) -> Result<()> {
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         let tail: Vec<&str> = err.lines().rev().take(5).collect();
-        bail!("{what} failed: {}", tail.into_iter().rev().collect::<Vec<_>>().join(" | "));
+        bail!(
+            "{what} failed: {}",
+            tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+        );
     }
     Ok(())
 }
@@ -113,22 +131,34 @@ pub fn ensure(cache: &Path, note: &dyn Fn(&str)) -> Result<()> {
             let mirror = apt::system_mirror()?;
             std::fs::write(
                 BACKPORTS_LIST,
-                format!("deb [signed-by={}] {mirror} bookworm-backports main\n", apt::KEYRING),
+                format!(
+                    "deb [signed-by={}] {mirror} bookworm-backports main\n",
+                    apt::KEYRING
+                ),
             )
             .with_context(|| format!("writing {BACKPORTS_LIST}"))?;
         }
         note("apt-get update");
-        run(Command::new("apt-get").envs(apt_env).args(["-q", "update"]), "apt-get update")?;
+        run(
+            Command::new("apt-get").envs(apt_env).args(["-q", "update"]),
+            "apt-get update",
+        )?;
     }
     if !m.apt.is_empty() {
         note(&format!("apt-get install {}", m.apt.join(" ")));
         run(
-            Command::new("apt-get").envs(apt_env).args(["-q", "-y", "install"]).args(&m.apt),
+            Command::new("apt-get")
+                .envs(apt_env)
+                .args(["-q", "-y", "install"])
+                .args(&m.apt),
             "apt-get install",
         )?;
     }
     if !m.backports.is_empty() {
-        note(&format!("apt-get install -t bookworm-backports {}", m.backports.join(" ")));
+        note(&format!(
+            "apt-get install -t bookworm-backports {}",
+            m.backports.join(" ")
+        ));
         run(
             Command::new("apt-get")
                 .envs(apt_env)
@@ -141,7 +171,10 @@ pub fn ensure(cache: &Path, note: &dyn Fn(&str)) -> Result<()> {
         let venv = venv_dir(cache);
         note(&format!("installing {VIRTME_NG} into {}", venv.display()));
         std::fs::create_dir_all(cache)?;
-        run(Command::new("python3").arg("-m").arg("venv").arg(&venv), "python3 -m venv")?;
+        run(
+            Command::new("python3").arg("-m").arg("venv").arg(&venv),
+            "python3 -m venv",
+        )?;
         run(
             Command::new(venv.join("bin/pip")).args(["install", "-q", VIRTME_NG]),
             "pip install virtme-ng",
@@ -160,11 +193,18 @@ mod tests {
 
     #[test]
     fn commands_for_what_is_missing() {
-        let m = Missing { apt: vec!["clang".into()], backports: vec![], venv: true };
+        let m = Missing {
+            apt: vec!["clang".into()],
+            backports: vec![],
+            venv: true,
+        };
         let cmds = commands(&m, Path::new("/c"));
         assert_eq!(cmds[0], "apt-get update");
         assert_eq!(cmds[1], "apt-get install -y clang");
-        assert_eq!(cmds[2], "python3 -m venv /c/venv && /c/venv/bin/pip install virtme-ng==1.42");
+        assert_eq!(
+            cmds[2],
+            "python3 -m venv /c/venv && /c/venv/bin/pip install virtme-ng==1.42"
+        );
         assert!(commands(&Missing::default(), Path::new("/c")).is_empty());
     }
 }

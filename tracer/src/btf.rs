@@ -69,7 +69,10 @@ pub struct Btf {
 pub enum CType {
     Void,
     /// An integer of `bytes` bytes (an enum counts as a signed int).
-    Int { bytes: u32, signed: bool },
+    Int {
+        bytes: u32,
+        signed: bool,
+    },
     /// A pointer to a named struct (`struct filename *`).
     StructPtr(String),
     /// A pointer to anything else.
@@ -359,33 +362,57 @@ pub(crate) mod tests {
     /// given as a type id: 1 = int, 2 = long, 5 = typedef of long.
     fn kernel_like(ret_ty: u32) -> Vec<u8> {
         blob(&[
-            (kind::INT, "int", 4, 0, &[SIGNED | 32]),   // 1
-            (kind::INT, "long", 8, 0, &[SIGNED | 64]),  // 2
-            (kind::STRUCT, "filename", 8, 0, &[]),      // 3
-            (kind::PTR, "", 3, 0, &[]),                 // 4
-            (kind::TYPEDEF, "ssize_t", 2, 0, &[]),      // 5
-            (kind::CONST, "", 4, 0, &[]),               // 6: const-qualified pointer
+            (kind::INT, "int", 4, 0, &[SIGNED | 32]),         // 1
+            (kind::INT, "long", 8, 0, &[SIGNED | 64]),        // 2
+            (kind::STRUCT, "filename", 8, 0, &[]),            // 3
+            (kind::PTR, "", 3, 0, &[]),                       // 4
+            (kind::TYPEDEF, "ssize_t", 2, 0, &[]),            // 5
+            (kind::CONST, "", 4, 0, &[]),                     // 6: const-qualified pointer
             (kind::FUNC_PROTO, "", ret_ty, 2, &[0, 1, 0, 6]), // 7
-            (kind::FUNC, "do_unlinkat", 7, 0, &[]),     // 8
-            (kind::ENUM, "e", 4, 1, &[0, 0]),           // 9: exercises the trailer walk
-            (kind::FUNC_PROTO, "", 0, 0, &[]),          // 10: void (void)
-            (kind::FUNC, "void_fn", 10, 0, &[]),        // 11
+            (kind::FUNC, "do_unlinkat", 7, 0, &[]),           // 8
+            (kind::ENUM, "e", 4, 1, &[0, 0]),                 // 9: exercises the trailer walk
+            (kind::FUNC_PROTO, "", 0, 0, &[]),                // 10: void (void)
+            (kind::FUNC, "void_fn", 10, 0, &[]),              // 11
         ])
     }
 
     #[test]
     fn return_width_follows_the_prototype() {
         let cases = [
-            (1, CType::Int { bytes: 4, signed: true }),
-            (2, CType::Int { bytes: 8, signed: true }),
-            (5, CType::Int { bytes: 8, signed: true }),
+            (
+                1,
+                CType::Int {
+                    bytes: 4,
+                    signed: true,
+                },
+            ),
+            (
+                2,
+                CType::Int {
+                    bytes: 8,
+                    signed: true,
+                },
+            ),
+            (
+                5,
+                CType::Int {
+                    bytes: 8,
+                    signed: true,
+                },
+            ),
         ];
         for (ret_ty, want) in cases {
             let btf = Btf::parse(&kernel_like(ret_ty)).unwrap();
             let proto = btf.func_proto("do_unlinkat").unwrap();
             assert_eq!(proto.ret, want, "ret type id {ret_ty}");
             assert_eq!(proto.params.len(), 2);
-            assert_eq!(proto.params[0].ty, CType::Int { bytes: 4, signed: true });
+            assert_eq!(
+                proto.params[0].ty,
+                CType::Int {
+                    bytes: 4,
+                    signed: true
+                }
+            );
             assert_eq!(proto.params[1].ty, CType::StructPtr("filename".into()));
         }
     }
@@ -398,7 +425,10 @@ pub(crate) mod tests {
         assert_eq!(btf.func_proto("nosuch"), None);
         assert_eq!(
             btf.func_proto("void_fn"),
-            Some(FuncProto { ret: CType::Void, params: vec![] })
+            Some(FuncProto {
+                ret: CType::Void,
+                params: vec![]
+            })
         );
     }
 

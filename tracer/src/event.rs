@@ -251,17 +251,40 @@ mod tests {
             }
         );
         let flagged = Event::decode(&record(0, 0b111, b"x")).unwrap();
-        assert_eq!((flagged.truncated, flagged.fault, flagged.dfd), (true, true, None));
+        assert_eq!(
+            (flagged.truncated, flagged.fault, flagged.dfd),
+            (true, true, None)
+        );
         assert_eq!(Event::decode(&[0; 10]), Err(DecodeError(10)));
     }
 
     #[test]
     fn text_lines() {
         let cases: [(i64, u32, &[u8], &str); 4] = [
-            (0, 0, b"test1", r#"rm[345/346] do_unlinkat(AT_FDCWD, "test1") = 0 <14.2µs>"#),
-            (-2, 0, b"missing", r#"rm[345/346] do_unlinkat(AT_FDCWD, "missing") = -2 (ENOENT) <14.2µs>"#),
-            (-21, 1, b"abc", r#"rm[345/346] do_unlinkat(AT_FDCWD, "abc"...<truncated>) = -21 (EISDIR) <14.2µs>"#),
-            (0, 2, b"", "rm[345/346] do_unlinkat(AT_FDCWD, <unreadable>) = 0 <14.2µs>"),
+            (
+                0,
+                0,
+                b"test1",
+                r#"rm[345/346] do_unlinkat(AT_FDCWD, "test1") = 0 <14.2µs>"#,
+            ),
+            (
+                -2,
+                0,
+                b"missing",
+                r#"rm[345/346] do_unlinkat(AT_FDCWD, "missing") = -2 (ENOENT) <14.2µs>"#,
+            ),
+            (
+                -21,
+                1,
+                b"abc",
+                r#"rm[345/346] do_unlinkat(AT_FDCWD, "abc"...<truncated>) = -21 (EISDIR) <14.2µs>"#,
+            ),
+            (
+                0,
+                2,
+                b"",
+                "rm[345/346] do_unlinkat(AT_FDCWD, <unreadable>) = 0 <14.2µs>",
+            ),
         ];
         for (ret, flags, name, want) in cases {
             let e = Event::decode(&record(ret, flags, name)).unwrap();

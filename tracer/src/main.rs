@@ -114,16 +114,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn libbpf_to_stderr(_level: libbpf_rs::PrintLevel, msg: String) {
-    eprint!("libbpf: {msg}");
-}
-
 fn run(cli: &Cli) -> Result<()> {
-    if cli.verbose {
-        libbpf_rs::set_print(Some((libbpf_rs::PrintLevel::Debug, libbpf_to_stderr)));
-    } else {
-        libbpf_rs::set_print(None);
-    }
+    unlink_tracer::probe::capture_libbpf_log(cli.verbose);
     let target = target::resolve_running(cli.symbol.as_deref())?;
     let cfg = Config {
         mode: cli.mode,

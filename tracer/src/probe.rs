@@ -88,6 +88,8 @@ pub enum ProbeError {
         symbol: String,
         detail: String,
     },
+    #[error("the BPF verifier rejected the program: {0}")]
+    Verifier(String),
     #[error("cannot load the BPF program: {0}")]
     Load(String),
     #[error("trace_pipe: {0}")]
@@ -96,11 +98,73 @@ pub enum ProbeError {
     RingBuffer(String),
 }
 
+/// libbpf's messages of the current load, kept to explain a failure.
+static LIBBPF_LOG: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
+
+fn libbpf_log_clear() {
+    if let Ok(mut log) = LIBBPF_LOG.lock() {
+        log.clear();
+    }
+}
+
+/// A libbpf print callback that keeps the messages (and echoes them when `verbose`).
+pub fn libbpf_log(level: libbpf_rs::PrintLevel, msg: String) {
+    if VERBOSE.load(std::sync::atomic::Ordering::Relaxed) {
+        eprint!("libbpf: {msg}");
+    }
+    if level != libbpf_rs::PrintLevel::Debug {
+        if let Ok(mut log) = LIBBPF_LOG.lock() {
+            log.push_str(&msg);
+        }
+    }
+}
+
+static VERBOSE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Routes libbpf's messages through [`libbpf_log`]; `verbose` echoes all of them.
+pub fn capture_libbpf_log(verbose: bool) {
+    VERBOSE.store(verbose, std::sync::atomic::Ordering::Relaxed);
+    let level = if verbose {
+        libbpf_rs::PrintLevel::Debug
+    } else {
+        libbpf_rs::PrintLevel::Warn
+    };
+    libbpf_rs::set_print(Some((level, libbpf_log)));
+}
+
+/// The verifier's verdict: the last line of the log before its statistics.
+pub fn verifier_reason(log: &str) -> Option<String> {
+    let start = log.find("-- BEGIN PROG LOAD LOG --")?;
+    let body = &log[start
+        ..log[start..]
+            .find("-- END PROG LOAD LOG --")
+            .map_or(log.len(), |e| start + e)];
+    body.lines()
+        .map(str::trim)
+        .filter(|l| {
+            !l.is_empty()
+                && !l.starts_with("processed ")
+                && !l.starts_with("--")
+                && !l.starts_with("verification time")
+        })
+        .last()
+        .map(str::to_string)
+}
+
 fn load_error(e: libbpf_rs::Error) -> ProbeError {
+    let log = LIBBPF_LOG.lock().map(|l| l.clone()).unwrap_or_default();
+    if let Some(reason) = verifier_reason(&log) {
+        return ProbeError::Verifier(reason);
+    }
     match e.kind() {
         ErrorKind::PermissionDenied => ProbeError::PermissionDenied,
         _ => ProbeError::Load(format!("{e:#}")),
     }
+}
+
+/// The parameter layout the fentry/fexit programs are written for.
+fn fentry_layout(t: &Target) -> bool {
+    t.dfd_arg == Some(0) && t.name_arg == 1 && t.nr_args == 2
 }
 
 /// An attached probe set; dropping it detaches everything.
@@ -123,6 +187,16 @@ impl<'obj> Session<'obj> {
         if matches!(cfg.mode, Mode::Kprobe | Mode::Printk) && !Path::new(KPROBE_PMU).exists() {
             return Err(ProbeError::NoKprobes);
         }
+        if cfg.mode == Mode::Fentry && !fentry_layout(&cfg.target) {
+            return Err(ProbeError::NoTrampolines {
+                symbol: cfg.target.symbol.clone(),
+                detail: format!(
+                    "fentry mode supports (int dfd, struct filename *name) only, the kernel has `{}`",
+                    cfg.target.proto
+                ),
+            });
+        }
+        libbpf_log_clear();
         let builder = UnlinkSkelBuilder::default();
         let mut open = builder.open(storage).map_err(load_error)?;
         configure(&mut open, cfg)?;
@@ -216,7 +290,11 @@ impl<'obj> Session<'obj> {
     }
 
     /// Waits up to `timeout` for output and hands everything available to `sink`.
-    pub fn poll(&mut self, timeout: Duration, sink: &mut dyn FnMut(Output)) -> Result<(), ProbeError> {
+    pub fn poll(
+        &mut self,
+        timeout: Duration,
+        sink: &mut dyn FnMut(Output),
+    ) -> Result<(), ProbeError> {
         if let Some(ring) = &self.ring {
             let rc = ring.poll_raw(timeout);
             if rc < 0 && rc != -libc_eintr() {
@@ -306,7 +384,6 @@ fn configure(open: &mut OpenUnlinkSkel<'_>, cfg: &Config) -> Result<(), ProbeErr
     rodata.ret_is_int = t.ret_is_int;
     rodata.dfd_arg = t.dfd_arg.unwrap_or(NO_ARG);
     rodata.name_arg = t.name_arg;
-    rodata.nr_args = t.nr_args;
 
     if let Some(bytes) = cfg.ringbuf_bytes {
         open.maps
@@ -373,8 +450,12 @@ fn open_trace_pipe() -> Result<BufReader<File>, ProbeError> {
                 nix::mount::MsFlags::empty(),
                 None::<&str>,
             )
-            .map_err(|e| ProbeError::TracePipe(format!("tracefs not mounted and mount failed: {e}")))?;
-            find().ok_or_else(|| ProbeError::TracePipe("no trace_pipe after mounting tracefs".into()))?
+            .map_err(|e| {
+                ProbeError::TracePipe(format!("tracefs not mounted and mount failed: {e}"))
+            })?;
+            find().ok_or_else(|| {
+                ProbeError::TracePipe("no trace_pipe after mounting tracefs".into())
+            })?
         }
     };
     let file = std::fs::OpenOptions::new()
@@ -404,6 +485,17 @@ pub fn parse_release(release: &str) -> Option<(u32, u32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn verifier_reasons() {
+        let log = "prog 'x': BPF program load failed: -EACCES\n-- BEGIN PROG LOAD LOG --\n0: R1=ctx\n20: (79) r9 = *(u64 *)(r2 +0)\n\
+                   dereference of modified ctx ptr R2 off=112 disallowed\nprocessed 10 insns (limit 1000000)\n-- END PROG LOAD LOG --\n";
+        assert_eq!(
+            verifier_reason(log).as_deref(),
+            Some("dereference of modified ctx ptr R2 off=112 disallowed")
+        );
+        assert_eq!(verifier_reason("no log"), None);
+    }
 
     #[test]
     fn releases() {

@@ -36,7 +36,10 @@ pub enum TargetError {
         tried.join(", "),
         if found.is_empty() { "none".to_string() } else { found.join(", ") }
     )]
-    NoCandidate { tried: Vec<String>, found: Vec<String> },
+    NoCandidate {
+        tried: Vec<String>,
+        found: Vec<String>,
+    },
     #[error("{symbol}: not a function in the kernel's BTF; unlink functions there: {}",
         if found.is_empty() { "none".to_string() } else { found.join(", ") })]
     UnknownSymbol { symbol: String, found: Vec<String> },
@@ -89,7 +92,11 @@ pub fn from_proto(symbol: &str, proto: FuncProto) -> Result<Target, TargetError>
     let ret_is_int = match proto.ret {
         CType::Int { bytes: 4, .. } => true,
         CType::Int { bytes: 8, .. } => false,
-        _ => return Err(unsupported("the return type is not a 32- or 64-bit integer")),
+        _ => {
+            return Err(unsupported(
+                "the return type is not a 32- or 64-bit integer",
+            ))
+        }
     };
     let name_arg = proto
         .params
@@ -142,8 +149,14 @@ mod tests {
         }
     }
 
-    const INT: CType = CType::Int { bytes: 4, signed: true };
-    const LONG: CType = CType::Int { bytes: 8, signed: true };
+    const INT: CType = CType::Int {
+        bytes: 4,
+        signed: true,
+    };
+    const LONG: CType = CType::Int {
+        bytes: 8,
+        signed: true,
+    };
 
     fn fname() -> CType {
         CType::StructPtr("filename".into())
@@ -154,11 +167,29 @@ mod tests {
         // (prototype, ret_is_int, dfd_arg, name_arg, nr_args)
         let cases = [
             // 5.10: long do_unlinkat(int dfd, struct filename *name)
-            (proto(LONG, &[("dfd", INT), ("name", fname())]), false, Some(0), 1, 2),
+            (
+                proto(LONG, &[("dfd", INT), ("name", fname())]),
+                false,
+                Some(0),
+                1,
+                2,
+            ),
             // 5.15..7.1: int do_unlinkat(int dfd, struct filename *name)
-            (proto(INT, &[("dfd", INT), ("name", fname())]), true, Some(0), 1, 2),
+            (
+                proto(INT, &[("dfd", INT), ("name", fname())]),
+                true,
+                Some(0),
+                1,
+                2,
+            ),
             // a future shape: name first, flags, no dfd
-            (proto(INT, &[("name", fname()), ("flags", INT)]), true, None, 0, 2),
+            (
+                proto(INT, &[("name", fname()), ("flags", INT)]),
+                true,
+                None,
+                0,
+                2,
+            ),
         ];
         for (p, ret_is_int, dfd, name, nr) in cases {
             let shown = p.to_string();
@@ -174,8 +205,14 @@ mod tests {
     #[test]
     fn unsupported_prototypes_say_why() {
         let cases = [
-            (proto(CType::Void, &[("name", fname())]), "not a 32- or 64-bit integer"),
-            (proto(INT, &[("dfd", INT), ("p", CType::Ptr)]), "no `struct filename *`"),
+            (
+                proto(CType::Void, &[("name", fname())]),
+                "not a 32- or 64-bit integer",
+            ),
+            (
+                proto(INT, &[("dfd", INT), ("p", CType::Ptr)]),
+                "no `struct filename *`",
+            ),
         ];
         for (p, why) in cases {
             let err = from_proto("f", p).unwrap_err().to_string();

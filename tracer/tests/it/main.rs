@@ -1,0 +1,76 @@
+//! The tracer's integration tests on this host. The BPF side itself is
+//! exercised inside guests by the harness's tests.
+
+use std::path::Path;
+use std::process::Command;
+
+use unlink_tracer::btf::{Btf, CType};
+use unlink_tracer::target;
+
+/// On a host that cannot run the tracer (no kprobes, or BPF refused) the
+/// CLI says why in one line and exits non-zero; where it can, it runs.
+#[test]
+fn cli_on_this_host_fails_in_one_clear_line_or_runs() {
+    let out = Command::new(env!("CARGO_BIN_EXE_unlink-tracer"))
+        .args(["--duration", "1"])
+        .output()
+        .expect("running unlink-tracer");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    if !Path::new("/sys/bus/event_source/devices/kprobe").exists() {
+        assert!(!out.status.success());
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.starts_with("unlink-tracer: this kernel has no kprobes"),
+            "{err}"
+        );
+        eprintln!("host without kprobes: {}", err.trim());
+    } else if !out.status.success() {
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.starts_with("unlink-tracer: "), "{err}");
+        eprintln!("host refuses the tracer: {}", err.trim());
+    } else {
+        assert!(err.contains("events"), "summary missing: {err}");
+    }
+}
+
+#[test]
+fn bad_arguments_exit_2() {
+    for args in [
+        &["--mode", "nosuch"][..],
+        &["--duration", "-1"],
+        &["--duration", "abc"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_unlink-tracer"))
+            .args(args)
+            .output()
+            .expect("running unlink-tracer");
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+    }
+}
+
+/// The host's own BTF: the resolver finds an unlink function whose return
+/// width is the one BTF records.
+#[test]
+fn resolves_against_this_hosts_btf() {
+    let Ok(raw) = std::fs::read(target::VMLINUX_BTF) else {
+        panic!(
+            "this host has no {}: the test needs a kernel with BTF",
+            target::VMLINUX_BTF
+        );
+    };
+    let btf = Btf::parse(&raw).expect("host BTF parses");
+    let t = target::resolve(&btf, None).expect("an unlink function is found");
+    assert!(target::CANDIDATES.contains(&t.symbol.as_str()));
+    let proto = btf.func_proto(&t.symbol).expect("prototype");
+    let bytes = match proto.ret {
+        CType::Int { bytes, .. } => bytes,
+        other => panic!("unexpected return type {other}"),
+    };
+    assert_eq!(t.ret_is_int, bytes == 4);
+    eprintln!("host: {} {}", t.symbol, t.proto);
+    let err = target::resolve(&btf, Some("no_such_fn"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(&t.symbol), "{err}");
+}
