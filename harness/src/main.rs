@@ -102,7 +102,12 @@ fn test_cmd(args: &[String]) -> Result<ExitCode> {
     let status = std::process::Command::new(cargo)
         .current_dir(&root)
         .args(["test", "--workspace", "--locked"])
-        .args(args)
+        .args(if args.is_empty() {
+            // Show what the guest tests saw (kernel booted, snapshot checked).
+            vec!["--".to_string(), "--show-output".to_string()]
+        } else {
+            args.to_vec()
+        })
         .env("INSTA_UPDATE", "no")
         .status()
         .context("running cargo test")?;

@@ -140,14 +140,14 @@ pub fn verifier_reason(log: &str) -> Option<String> {
             .find("-- END PROG LOAD LOG --")
             .map_or(log.len(), |e| start + e)];
     body.lines()
+        .rev()
         .map(str::trim)
-        .filter(|l| {
+        .find(|l| {
             !l.is_empty()
                 && !l.starts_with("processed ")
                 && !l.starts_with("--")
                 && !l.starts_with("verification time")
         })
-        .last()
         .map(str::to_string)
 }
 

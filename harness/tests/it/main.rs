@@ -130,3 +130,38 @@ fn unknown_arch_lists_the_valid_ones() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("x86_64, arm64"), "{err}");
 }
+
+/// Architecture invariant: engine code never prints; only the CLIs do.
+#[test]
+fn engine_code_never_prints() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut offenders = Vec::new();
+    for dir in ["harness/src", "tracer/src"] {
+        for entry in std::fs::read_dir(root.join(dir)).expect("source dir") {
+            let path = entry.expect("dir entry").path();
+            if path.file_name().is_some_and(|n| n == "main.rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).expect("source file");
+            for (i, line) in text.lines().enumerate() {
+                let code = line.trim_start();
+                if code.starts_with("//") {
+                    continue;
+                }
+                if ["println!", "eprintln!", "print!(", "eprint!("]
+                    .iter()
+                    .any(|m| code.contains(m))
+                {
+                    offenders.push(format!("{}:{}: {}", path.display(), i + 1, code));
+                }
+            }
+        }
+    }
+    // The libbpf log echo is the one allowed print, behind --verbose.
+    offenders.retain(|o| !o.contains("eprint!(\"libbpf: {msg}\")"));
+    assert!(
+        offenders.is_empty(),
+        "engine code prints:\n{}",
+        offenders.join("\n")
+    );
+}
