@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 
 use crate::manifest::{repo_root, Arch};
 
@@ -45,19 +45,13 @@ pub fn build(arch: Arch) -> Result<GuestBinaries> {
     let root = repo_root();
     let target_dir = root.join("target").join("guest");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let out = Command::new(cargo)
-        .current_dir(&root)
-        .args(cargo_args(arch, &target_dir))
-        .output()
-        .context("running cargo build for the guest binaries")?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        let tail: Vec<&str> = err.lines().rev().take(15).collect();
-        bail!(
-            "building the guest binaries failed:\n{}",
-            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-        );
-    }
+    crate::cmd::run_checked(
+        Command::new(cargo)
+            .current_dir(&root)
+            .args(cargo_args(arch, &target_dir)),
+        "building the guest binaries",
+        15,
+    )?;
     let dir = target_dir.join(arch.rust_target()).join("release");
     Ok(GuestBinaries {
         tracer: dir.join("unlink-tracer"),

@@ -98,17 +98,7 @@ pub fn sha256_file(path: &Path) -> Result<String> {
 }
 
 fn run(cmd: &mut Command, what: &str) -> Result<String> {
-    let out = cmd.output().with_context(|| format!("running {what}"))?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        let tail: Vec<&str> = err.lines().rev().take(3).collect();
-        bail!(
-            "{what} failed ({}): {}",
-            out.status,
-            tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    crate::cmd::run_checked(cmd, what, 3)
 }
 
 /// Fetches (or finds in the cache) the kernel of `entry` for `arch`.

@@ -12,6 +12,7 @@ pub mod accel;
 pub mod apt;
 pub mod boot;
 pub mod check;
+pub mod cmd;
 pub mod image;
 pub mod kernel;
 pub mod manifest;

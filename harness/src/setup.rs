@@ -101,16 +101,7 @@ pub fn commands(m: &Missing, cache: &Path) -> Vec<String> {
 }
 
 fn run(cmd: &mut Command, what: &str) -> Result<()> {
-    let out = cmd.output().with_context(|| format!("running {what}"))?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        let tail: Vec<&str> = err.lines().rev().take(5).collect();
-        bail!(
-            "{what} failed: {}",
-            tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
-        );
-    }
-    Ok(())
+    crate::cmd::run_checked(cmd, what, 5).map(drop)
 }
 
 /// Installs whatever is missing. Progress goes through `note`.
