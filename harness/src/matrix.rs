@@ -123,7 +123,11 @@ impl Plan {
 }
 
 /// The runs the guest agent makes in one boot: (name, tracer mode).
-pub const GUEST_RUNS: &[(&str, &str)] = &[("tutorial", "kprobe"), ("printk", "printk")];
+pub const GUEST_RUNS: &[(&str, &str)] = &[
+    ("tutorial", "kprobe"),
+    ("printk", "printk"),
+    ("fentry", "fentry"),
+];
 
 /// Runs every cell; returns their results in plan order.
 pub fn run(
@@ -315,6 +319,7 @@ fn boot_and_check(
     let tutorial = check_tutorial(&out.join("tutorial"), r);
     r.scenarios.push(tutorial);
     r.scenarios.push(check_printk(&out.join("printk")));
+    r.scenarios.push(check_fentry(&out.join("fentry")));
     r.status = if r.scenarios.iter().all(|s| s.status == Status::Pass) {
         Status::Pass
     } else {
@@ -389,6 +394,24 @@ fn check_tutorial(dir: &Path, r: &mut CellResult) -> ScenarioResult {
                     n.events, n.background, summary.dropped, summary.unpaired_returns
                 )),
                 other => anyhow::bail!("snapshot {other}"),
+            }
+        })(),
+    )
+}
+
+/// fentry/fexit mode must produce the same normalised trace as kprobe mode.
+fn check_fentry(dir: &Path) -> ScenarioResult {
+    scenario(
+        "fentry",
+        (|| {
+            let (n, summary) = tutorial_trace(dir)?;
+            std::fs::write(dir.join("normalised.txt"), &n.text)?;
+            match check::check_snapshot(&check::snapshot_dir(), "tutorial", &n.text)? {
+                SnapshotCheck::Match => Ok(format!(
+                    "same trace as kprobe mode (tutorial snapshot): {} events, dropped {}",
+                    n.events, summary.dropped
+                )),
+                other => anyhow::bail!("fentry trace vs the tutorial snapshot: {other}"),
             }
         })(),
     )

@@ -103,6 +103,9 @@ fn bookworm_x86_64_guest_traces_the_tutorial() {
         "ret read at the wrong width: {pipe}"
     );
     assert!(dir.join("console.log").is_file());
+    let fentry =
+        std::fs::read_to_string(dir.join("out/fentry/normalised.txt")).expect("fentry trace");
+    assert_eq!(fentry, normalised, "fentry and kprobe modes disagree");
 }
 
 #[test]
