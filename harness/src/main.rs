@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -169,16 +169,31 @@ fn matrix_cmd(args: MatrixArgs) -> Result<ExitCode> {
         binaries.push((arch, image::build(arch)?));
     }
 
-    // KVM or TCG: decided once, by a probe boot of the first kernel.
-    let first = kernel::fetch(
-        &cache,
-        &kernels[0],
-        arches[0],
-        args.flavour.as_deref(),
-        &note,
-    )?;
+    // KVM or TCG: decided once, by a probe boot of the first kernel (only
+    // for --accel auto). A failed fetch here is left to its cell to report.
     std::fs::create_dir_all(&args.report)?;
-    let choice = accel::choose(args.accel, arches[0], &vng, &first.vmlinuz, &args.report);
+    let mut prefetched = Vec::new();
+    let choice = if args.accel == Accel::Auto {
+        match kernel::fetch(
+            &cache,
+            &kernels[0],
+            arches[0],
+            args.flavour.as_deref(),
+            &note,
+        ) {
+            Ok(first) => {
+                let c = accel::choose(args.accel, arches[0], &vng, &first.vmlinuz, &args.report);
+                prefetched.push(first);
+                c
+            }
+            Err(e) => accel::AccelChoice {
+                accel: Accel::Tcg,
+                reason: format!("no kernel to probe KVM with ({e:#})"),
+            },
+        }
+    } else {
+        accel::choose(args.accel, arches[0], &vng, Path::new(""), &args.report)
+    };
     note(&format!("accel: {:?} ({})", choice.accel, choice.reason));
     let deadline = Duration::from_secs(args.boot_timeout.unwrap_or(match choice.accel {
         Accel::Kvm => 120,
@@ -195,13 +210,14 @@ fn matrix_cmd(args: MatrixArgs) -> Result<ExitCode> {
         vng,
         boot_deadline: deadline,
         jobs: args.jobs.unwrap_or_else(default_jobs),
+        prefetched,
     };
     let (tx, rx) = mpsc::channel();
     let ui = std::thread::spawn({
         let cells = plan.cells();
         move || render(&cells, rx)
     });
-    let results = matrix::run(&plan, &binaries, choice.accel, &tx);
+    let results = matrix::run(&plan, &binaries, &tx);
     drop(tx);
     let _ = ui.join();
     let wall = started.elapsed().as_secs_f64();
@@ -219,7 +235,6 @@ fn matrix_cmd(args: MatrixArgs) -> Result<ExitCode> {
 fn stage_text(stage: Stage) -> &'static str {
     match stage {
         Stage::Fetching => "fetching kernel",
-        Stage::Building => "building",
         Stage::Booting => "booting + tracing",
         Stage::Checking => "checking",
     }

@@ -45,6 +45,9 @@ pub struct TracerSummary {
     pub inflight: u64,
     pub stash_full: u64,
     pub kernel_missed: Option<u64>,
+    /// Ring buffer records the tracer could not decode.
+    #[serde(default)]
+    pub decode_errors: u64,
 }
 
 /// Parses JSON lines; a line that does not parse is an error naming it.

@@ -125,7 +125,13 @@ fn run(cli: &Cli) -> Result<()> {
     };
     install_signal_handlers()?;
     let mut storage = ObjectStorage::uninit();
-    let mut session = Session::start(&cfg, &mut storage)?;
+    let session = Session::start(&cfg, &mut storage);
+    if cli.verbose {
+        for line in unlink_tracer::probe::take_libbpf_log().lines() {
+            eprintln!("libbpf: {line}");
+        }
+    }
+    let mut session = session?;
     if let Some(path) = &cli.ready_file {
         std::fs::write(path, format!("{}\n", target.symbol))
             .with_context(|| format!("writing {}", path.display()))?;
@@ -217,8 +223,15 @@ fn summary_text(s: &Summary) -> String {
     };
     format!(
         "unlink-tracer: {} lines; events {}, dropped {}, returns without entry {}, \
-         entries never returned {}, stash full {}, kernel-reported missed {}",
-        s.printed, c.events, c.dropped, c.unpaired_returns, c.inflight, c.stash_full, missed
+         entries never returned {}, stash full {}, undecodable records {}, kernel-reported missed {}",
+        s.printed,
+        c.events,
+        c.dropped,
+        c.unpaired_returns,
+        c.inflight,
+        c.stash_full,
+        c.decode_errors,
+        missed
     )
 }
 

@@ -72,6 +72,8 @@ pub struct Counters {
     pub stash_full: u64,
     /// Missed probe hits as the kernel reports them (kprobe links, Linux 6.7+).
     pub kernel_missed: Option<u64>,
+    /// Ring buffer records that did not decode (a layout mismatch; never expected).
+    pub decode_errors: u64,
 }
 
 #[derive(Debug, Error)]
@@ -107,29 +109,29 @@ fn libbpf_log_clear() {
     }
 }
 
-/// A libbpf print callback that keeps the messages (and echoes them when `verbose`).
-pub fn libbpf_log(level: libbpf_rs::PrintLevel, msg: String) {
-    if VERBOSE.load(std::sync::atomic::Ordering::Relaxed) {
-        eprint!("libbpf: {msg}");
-    }
-    if level != libbpf_rs::PrintLevel::Debug {
-        if let Ok(mut log) = LIBBPF_LOG.lock() {
-            log.push_str(&msg);
-        }
+fn libbpf_log(_level: libbpf_rs::PrintLevel, msg: String) {
+    if let Ok(mut log) = LIBBPF_LOG.lock() {
+        log.push_str(&msg);
     }
 }
 
-static VERBOSE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Routes libbpf's messages through [`libbpf_log`]; `verbose` echoes all of them.
-pub fn capture_libbpf_log(verbose: bool) {
-    VERBOSE.store(verbose, std::sync::atomic::Ordering::Relaxed);
-    let level = if verbose {
+/// Keeps libbpf's messages (warnings, or everything with `debug`) instead
+/// of letting libbpf print them; [`take_libbpf_log`] hands them out.
+pub fn capture_libbpf_log(debug: bool) {
+    let level = if debug {
         libbpf_rs::PrintLevel::Debug
     } else {
         libbpf_rs::PrintLevel::Warn
     };
     libbpf_rs::set_print(Some((level, libbpf_log)));
+}
+
+/// libbpf's messages kept since the last call (the verifier log included).
+pub fn take_libbpf_log() -> String {
+    LIBBPF_LOG
+        .lock()
+        .map(|mut l| std::mem::take(&mut *l))
+        .unwrap_or_default()
 }
 
 /// The verifier's verdict: the last line of the log before its statistics.
@@ -175,7 +177,7 @@ pub struct Session<'obj> {
     ring: Option<RingBuffer<'static>>,
     queue: Rc<RefCell<VecDeque<Event>>>,
     trace_pipe: Option<BufReader<File>>,
-    decode_errors: u64,
+    decode_errors: Rc<std::cell::Cell<u64>>,
 }
 
 /// Storage the skeleton borrows for its lifetime.
@@ -209,7 +211,7 @@ impl<'obj> Session<'obj> {
             ring: None,
             queue: Rc::new(RefCell::new(VecDeque::new())),
             trace_pipe: None,
-            decode_errors: 0,
+            decode_errors: Rc::new(std::cell::Cell::new(0)),
         };
         session.attach(&cfg.target.symbol)?;
         match cfg.mode {
@@ -270,13 +272,13 @@ impl<'obj> Session<'obj> {
 
     fn open_ring(&mut self) -> Result<(), ProbeError> {
         let queue = Rc::clone(&self.queue);
-        let errors = Rc::new(RefCell::new(0u64));
+        let errors = Rc::clone(&self.decode_errors);
         let mut builder = RingBufferBuilder::new();
         builder
             .add(&self.skel.maps.events, move |data: &[u8]| {
                 match Event::decode(data) {
                     Ok(e) => queue.borrow_mut().push_back(e),
-                    Err(_) => *errors.borrow_mut() += 1,
+                    Err(_) => errors.set(errors.get() + 1),
                 }
                 0
             })
@@ -347,6 +349,7 @@ impl<'obj> Session<'obj> {
         }
         c.inflight = self.skel.maps.inflight.keys().count() as u64;
         c.kernel_missed = self.kernel_missed();
+        c.decode_errors = self.decode_errors.get();
         c
     }
 
@@ -365,11 +368,6 @@ impl<'obj> Session<'obj> {
             }
         }
         Some(total)
-    }
-
-    /// Records the ring buffer delivered that did not decode.
-    pub fn decode_errors(&self) -> u64 {
-        self.decode_errors
     }
 }
 
