@@ -384,9 +384,9 @@ fn gate_on_tutorial_snapshot(
 ) -> Result<()> {
     std::fs::write(dir.join("normalised.txt"), &n.text)?;
     anyhow::ensure!(
-        summary.decode_errors == 0,
+        summary.counters.decode_errors == 0,
         "{} ring buffer records did not decode",
-        summary.decode_errors
+        summary.counters.decode_errors
     );
     match check::check_snapshot(&check::snapshot_dir(), "tutorial", &n.text)? {
         SnapshotCheck::Match => Ok(()),
@@ -405,7 +405,7 @@ fn check_tutorial(dir: &Path, r: &mut CellResult) -> ScenarioResult {
             gate_on_tutorial_snapshot(dir, &n, &summary)?;
             Ok(format!(
                 "snapshot matches: {} events, {} background, dropped {}, unpaired {}",
-                n.events, n.background, summary.dropped, summary.unpaired_returns
+                n.events, n.background, summary.counters.dropped, summary.counters.unpaired_returns
             ))
         })(),
     )
@@ -420,7 +420,7 @@ fn check_fentry(dir: &Path) -> ScenarioResult {
             gate_on_tutorial_snapshot(dir, &n, &summary)?;
             Ok(format!(
                 "same trace as kprobe mode (tutorial snapshot): {} events, dropped {}",
-                n.events, summary.dropped
+                n.events, summary.counters.dropped
             ))
         })(),
     )

@@ -17,38 +17,7 @@ pub struct Step {
     pub exit_code: Option<i32>,
 }
 
-/// The fields of a tracer JSON line the harness uses.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-pub struct TraceEvent {
-    pub pid: u32,
-    pub tid: u32,
-    pub comm: String,
-    pub dfd: Option<i32>,
-    pub filename: String,
-    pub filename_truncated: bool,
-    pub ret: i64,
-    pub errno: Option<String>,
-    pub latency_ns: u64,
-    pub symbol: String,
-}
-
-/// The tracer's end-of-run summary (last stderr line in `--json` mode).
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
-pub struct TracerSummary {
-    pub symbol: String,
-    pub ret_width_bits: u32,
-    pub entries: u64,
-    pub returns: u64,
-    pub events: u64,
-    pub dropped: u64,
-    pub unpaired_returns: u64,
-    pub inflight: u64,
-    pub stash_full: u64,
-    pub kernel_missed: Option<u64>,
-    /// Ring buffer records the tracer could not decode.
-    #[serde(default)]
-    pub decode_errors: u64,
-}
+pub use unlink_schema::{JsonEvent as TraceEvent, Summary as TracerSummary};
 
 /// Parses JSON lines; a line that does not parse is an error naming it.
 pub fn parse_events(text: &str) -> Result<Vec<TraceEvent>> {
@@ -131,7 +100,7 @@ pub fn normalise(steps: &[Step], events: &[TraceEvent], summary: &TracerSummary)
     }
     lines.push(format!(
         "# paired events: {n}, dropped: {}, returns without entry: {}",
-        summary.dropped, summary.unpaired_returns
+        summary.counters.dropped, summary.counters.unpaired_returns
     ));
     Normalised {
         text: lines.join("\n") + "\n",
@@ -146,12 +115,14 @@ mod tests {
 
     fn ev(pid: u32, comm: &str, name: &str, ret: i64) -> TraceEvent {
         TraceEvent {
+            time_ns: 1,
             pid,
             tid: pid,
             comm: comm.into(),
             dfd: Some(-100),
             filename: name.into(),
             filename_truncated: false,
+            filename_unreadable: false,
             ret,
             errno: (ret == -2).then(|| "ENOENT".into()),
             latency_ns: 1234,
@@ -197,7 +168,14 @@ mod tests {
             .contains("trace line 1"));
         let err = "unlink-tracer: Kprobe mode\n{\"mode\":\"kprobe\",\"symbol\":\"do_unlinkat\",\"ret_width_bits\":32,\"printed\":3,\"stopped_by\":\"signal\",\"entries\":3,\"returns\":3,\"events\":3,\"dropped\":0,\"unpaired_returns\":0,\"inflight\":0,\"stash_full\":0,\"kernel_missed\":null}\n";
         let s = parse_summary(err).unwrap();
-        assert_eq!((s.events, s.ret_width_bits, s.kernel_missed), (3, 32, None));
+        assert_eq!(
+            (
+                s.counters.events,
+                s.ret_width_bits,
+                s.counters.kernel_missed
+            ),
+            (3, 32, None)
+        );
         assert_eq!(parse_summary("no json here"), None);
     }
 }

@@ -3,7 +3,6 @@
 
 use std::fmt::Write as _;
 
-use serde::Serialize;
 use thiserror::Error;
 
 pub const COMM_LEN: usize = 16;
@@ -173,44 +172,23 @@ pub fn text_line(e: &Event, symbol: &str, unix_ns: u64) -> String {
     )
 }
 
-/// The JSON-lines record; its fields are documented in the README.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct JsonEvent {
-    /// Wall-clock time of the entry, nanoseconds since the Unix epoch.
-    pub time_ns: u64,
-    pub pid: u32,
-    pub tid: u32,
-    pub comm: String,
-    /// `null` when the traced function has no dfd parameter; -100 is AT_FDCWD.
-    pub dfd: Option<i32>,
-    /// The path as the kernel saw it, escaped as by [`escape_bytes`].
-    pub filename: String,
-    pub filename_truncated: bool,
-    pub filename_unreadable: bool,
-    pub ret: i64,
-    /// `ENOENT` etc. for a negative ret, else `null`.
-    pub errno: Option<String>,
-    pub latency_ns: u64,
-    /// The kernel function traced.
-    pub symbol: String,
-}
+pub use unlink_schema::JsonEvent;
 
-impl JsonEvent {
-    pub fn new(e: &Event, symbol: &str, unix_ns: u64) -> Self {
-        JsonEvent {
-            time_ns: unix_ns,
-            pid: e.pid,
-            tid: e.tid,
-            comm: escape_bytes(&e.comm),
-            dfd: e.dfd,
-            filename: escape_bytes(&e.filename),
-            filename_truncated: e.truncated,
-            filename_unreadable: e.fault,
-            ret: e.ret,
-            errno: e.errno_name(),
-            latency_ns: e.latency_ns,
-            symbol: symbol.to_string(),
-        }
+/// The JSON-lines record of one call.
+pub fn json_event(e: &Event, symbol: &str, unix_ns: u64) -> JsonEvent {
+    JsonEvent {
+        time_ns: unix_ns,
+        pid: e.pid,
+        tid: e.tid,
+        comm: escape_bytes(&e.comm),
+        dfd: e.dfd,
+        filename: escape_bytes(&e.filename),
+        filename_truncated: e.truncated,
+        filename_unreadable: e.fault,
+        ret: e.ret,
+        errno: e.errno_name(),
+        latency_ns: e.latency_ns,
+        symbol: symbol.to_string(),
     }
 }
 

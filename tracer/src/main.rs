@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use serde::Serialize;
 
-use unlink_tracer::event::{text_line, JsonEvent};
-use unlink_tracer::probe::{Config, Counters, Mode, ObjectStorage, Output, Session};
+use unlink_schema::Summary;
+use unlink_tracer::event::{json_event, text_line};
+use unlink_tracer::probe::{Config, Mode, ObjectStorage, Output, Session};
 use unlink_tracer::target;
 
 /// Trace the kernel's unlink path: one line per call with pid, comm, path,
@@ -83,24 +83,21 @@ fn install_signal_handlers() -> Result<()> {
 }
 
 /// Why the session ended.
-#[derive(Debug, Clone, Copy, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy)]
 enum StopReason {
     Signal,
     Duration,
     Count,
 }
 
-#[derive(Debug, Serialize)]
-struct Summary {
-    mode: Mode,
-    symbol: String,
-    ret_width_bits: u32,
-    /// Lines printed (after --comm filtering).
-    printed: u64,
-    stopped_by: StopReason,
-    #[serde(flatten)]
-    counters: Counters,
+impl StopReason {
+    fn name(self) -> &'static str {
+        match self {
+            StopReason::Signal => "signal",
+            StopReason::Duration => "duration",
+            StopReason::Count => "count",
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -137,8 +134,8 @@ fn run(cli: &Cli) -> Result<()> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     eprintln!(
-        "unlink-tracer: {:?} mode on {} {} (ret {}-bit); Ctrl-C to stop",
-        cli.mode,
+        "unlink-tracer: {} mode on {} {} (ret {}-bit); Ctrl-C to stop",
+        cli.mode.name(),
         target.symbol,
         target.proto,
         if target.ret_is_int { 32 } else { 64 }
@@ -171,7 +168,7 @@ fn run(cli: &Cli) -> Result<()> {
                     }
                     let unix_ns = clock.to_unix(e.ts_ns);
                     if cli.json {
-                        match serde_json::to_string(&JsonEvent::new(&e, &target.symbol, unix_ns)) {
+                        match serde_json::to_string(&json_event(&e, &target.symbol, unix_ns)) {
                             Ok(s) => s,
                             Err(err) => {
                                 write_err = Some(std::io::Error::other(err));
@@ -200,11 +197,11 @@ fn run(cli: &Cli) -> Result<()> {
     // Drain what is already in the ring buffer before counting.
     session.poll(Duration::ZERO, &mut |_| {})?;
     let summary = Summary {
-        mode: cli.mode,
+        mode: cli.mode.name().to_string(),
         symbol: target.symbol.clone(),
         ret_width_bits: if target.ret_is_int { 32 } else { 64 },
         printed,
-        stopped_by,
+        stopped_by: stopped_by.name().to_string(),
         counters: session.counters(),
     };
     if cli.json {

@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{ErrorKind, Link, MapCore, OpenObject, RingBuffer, RingBufferBuilder};
-use serde::Serialize;
 use thiserror::Error;
 
 use crate::event::Event;
@@ -25,8 +24,7 @@ const KPROBE_PMU: &str = "/sys/bus/event_source/devices/kprobe/type";
 const TRACEFS_DIRS: &[&str] = &["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
 
 /// How the unlink path is probed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Mode {
     /// kprobe + kretprobe, one event per call through a ring buffer.
     Kprobe,
@@ -34,6 +32,17 @@ pub enum Mode {
     Fentry,
     /// The tutorial: bpf_printk lines in trace_pipe.
     Printk,
+}
+
+impl Mode {
+    /// The name `--mode` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Kprobe => "kprobe",
+            Mode::Fentry => "fentry",
+            Mode::Printk => "printk",
+        }
+    }
 }
 
 /// What a session is asked to do.
@@ -56,25 +65,7 @@ pub enum Output {
     TraceLine(String),
 }
 
-/// The kernel-side counters and what user space derives from them.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct Counters {
-    pub entries: u64,
-    pub returns: u64,
-    pub events: u64,
-    /// Events lost because the ring buffer was full.
-    pub dropped: u64,
-    /// Returns that found no stashed entry.
-    pub unpaired_returns: u64,
-    /// Entries still waiting for their return when the session ended.
-    pub inflight: u64,
-    /// Entries that could not be stashed (in-flight map full).
-    pub stash_full: u64,
-    /// Missed probe hits as the kernel reports them (kprobe links, Linux 6.7+).
-    pub kernel_missed: Option<u64>,
-    /// Ring buffer records that did not decode (a layout mismatch; never expected).
-    pub decode_errors: u64,
-}
+pub use unlink_schema::Counters;
 
 #[derive(Debug, Error)]
 pub enum ProbeError {
