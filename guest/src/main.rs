@@ -84,6 +84,8 @@ fn main() {
     let release = nix::sys::utsname::uname()
         .map(|u| u.release().to_string_lossy().into_owned())
         .unwrap_or_default();
+    // The host starts its run deadline at this line (its boot deadline ends).
+    println!("UNLINK-GUEST: start {release}");
     let prepared = prepare_workdir();
     let mut all_ok = true;
     for (name, mode) in &cli.runs {

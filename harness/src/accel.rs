@@ -2,10 +2,12 @@
 //! (here /dev/kvm exists but QEMU cannot use it).
 
 use std::path::Path;
-use std::time::Duration;
 
 use crate::boot::{self, Accel, BootEnd, BootSpec};
 use crate::manifest::Arch;
+
+/// Where the probe guest sees its results directory.
+const PROBE_DIR: &str = "/run/kvm-probe";
 
 /// Why the accel was chosen, for reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,14 +71,20 @@ pub fn choose(
         vmlinuz: vmlinuz.to_path_buf(),
         cpus: 1,
         memory_mb: 512,
-        rwdirs: vec![out.clone()],
+        rwdirs: vec![boot::Share {
+            guest: PROBE_DIR.into(),
+            host: out.clone(),
+        }],
         qemu_opts: None,
-        command: format!("echo ok > {}/ok", out.display()),
+        root: None,
+        busybox: None,
+        command: format!("echo ok > {PROBE_DIR}/ok"),
     };
     let res = boot::run(
         &spec,
         &scratch.join("kvm-probe.log"),
-        Duration::from_secs(45),
+        boot::Deadlines::both(45),
+        &|_| {},
     );
     match res {
         Ok(r) if out.join("ok").exists() => AccelChoice {
@@ -86,7 +94,7 @@ pub fn choose(
         Ok(r) => AccelChoice {
             accel: Accel::Tcg,
             reason: match r.end {
-                BootEnd::Timeout => "/dev/kvm is present but a KVM probe boot hung".into(),
+                BootEnd::Timeout(_) => "/dev/kvm is present but a KVM probe boot hung".into(),
                 _ => "/dev/kvm is present but a KVM probe boot failed".into(),
             },
         },

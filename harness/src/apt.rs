@@ -269,9 +269,23 @@ impl PrivateApt {
             .into_iter()
             .flatten()
             .filter_map(|e| e.ok())
-            .filter(|e| e.file_name().to_string_lossy().ends_with("_Packages"))
+            .filter(|e| e.file_name().to_string_lossy().contains("_Packages"))
             .filter_map(|e| e.metadata().ok()?.modified().ok())
             .any(|m| m.elapsed().is_ok_and(|age| age < max_age))
+    }
+
+    /// Whether the index still offers this exact version.
+    pub fn has_version(&self, package: &str, debian_arch: &str, version: &str) -> Result<bool> {
+        let out = std::process::Command::new("apt-cache")
+            .args(self.options())
+            .arg("show")
+            .arg(format!("{package}:{debian_arch}={version}"))
+            .output()
+            .context("running apt-cache")?;
+        Ok(out.status.success()
+            && parse_deb822(&String::from_utf8_lossy(&out.stdout))
+                .iter()
+                .any(|st| st.get("Version").is_some_and(|v| v == version)))
     }
 
     /// `apt-cache show` of one package for one Debian arch, newest first.

@@ -32,12 +32,26 @@ pub struct BootSpec {
     pub vmlinuz: PathBuf,
     pub cpus: u32,
     pub memory_mb: u32,
-    /// Host directories the guest may write (results).
-    pub rwdirs: Vec<PathBuf>,
+    /// Host directories the guest may write (results), and where the guest sees them.
+    pub rwdirs: Vec<Share>,
     /// Extra QEMU options (e.g. `-icount shift=0,sleep=off`).
     pub qemu_opts: Option<String>,
+    /// The guest's root directory (None: the host's root, read-only).
+    pub root: Option<PathBuf>,
+    /// A busybox for the guest's arch (virtme-ng's initramfs), when not the host's.
+    pub busybox: Option<PathBuf>,
     /// The command run inside the guest.
     pub command: String,
+}
+
+/// A host directory shared read-write with the guest at `guest`. The
+/// explicit guest path works with any root (vng refuses a plain --rwdir
+/// outside a --root); it should sit on a guest tmpfs such as /run, where
+/// the mount point can be made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Share {
+    pub guest: PathBuf,
+    pub host: PathBuf,
 }
 
 /// The vng argument list for a spec (without the program name).
@@ -65,8 +79,20 @@ pub fn vng_args(spec: &BootSpec) -> Vec<String> {
             .into(),
         );
     }
+    if let Some(root) = &spec.root {
+        args.push("--root".into());
+        args.push(root.display().to_string());
+    }
+    if let Some(bb) = &spec.busybox {
+        args.push("--busybox".into());
+        args.push(bb.display().to_string());
+    }
     for d in &spec.rwdirs {
-        args.push(format!("--rwdir={}", d.display()));
+        args.push(format!(
+            "--rwdir={}={}",
+            d.guest.display(),
+            d.host.display()
+        ));
     }
     if let Some(opts) = &spec.qemu_opts {
         args.push(format!("--qemu-opts={opts}"));
@@ -114,13 +140,57 @@ pub fn console_failure(line: &str) -> Option<ConsoleFailure> {
         })
 }
 
+/// The line the guest agent prints first: the guest is up.
+pub const GUEST_START_MARKER: &str = "UNLINK-GUEST: start";
+
+/// A boot's two deadlines: until the guest agent starts, then for its run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadlines {
+    pub boot: Duration,
+    pub run: Duration,
+}
+
+impl Deadlines {
+    /// Defaults: KVM boots in seconds; TCG is ~10x slower, and emulating
+    /// another arch slower again.
+    pub fn default_for(accel: Accel, arch: Arch) -> Self {
+        let (boot, run) = match accel {
+            Accel::Kvm => (60, 180),
+            _ => (180, 420),
+        };
+        let factor = if arch == host_arch() { 1 } else { 2 };
+        Deadlines {
+            boot: Duration::from_secs(boot * factor),
+            run: Duration::from_secs(run * factor),
+        }
+    }
+
+    /// Both deadlines set to `secs`.
+    pub fn both(secs: u64) -> Self {
+        Deadlines {
+            boot: Duration::from_secs(secs),
+            run: Duration::from_secs(secs),
+        }
+    }
+}
+
+/// Which deadline passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// Before the guest agent started.
+    Boot,
+    /// While the guest agent ran.
+    Run,
+}
+
 /// How a boot ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BootEnd {
     /// vng exited by itself with this code.
     Exited(Option<i32>),
-    /// The deadline passed; QEMU was killed.
-    Timeout,
+    /// A deadline passed; QEMU was killed.
+    Timeout(Phase),
     /// A kernel failure was seen on the console; QEMU was killed.
     Failure(ConsoleFailure),
 }
@@ -131,11 +201,19 @@ pub struct BootResult {
     pub wall: Duration,
     /// Seconds from start to the first line the guest kernel printed.
     pub first_kernel_line_s: Option<f64>,
+    /// Seconds from start to the guest agent's start marker.
+    pub guest_start_s: Option<f64>,
 }
 
 /// Runs vng, writing every console line to `console_log`, killing the whole
-/// process group at `deadline` or at the first kernel failure.
-pub fn run(spec: &BootSpec, console_log: &Path, deadline: Duration) -> Result<BootResult> {
+/// process group when a deadline passes or at the first kernel failure.
+/// Lines the guest agent prints (`UNLINK-GUEST: ...`) go to `on_guest`.
+pub fn run(
+    spec: &BootSpec,
+    console_log: &Path,
+    deadlines: Deadlines,
+    on_guest: &dyn Fn(&str),
+) -> Result<BootResult> {
     use std::os::unix::process::CommandExt;
     let mut log = std::fs::File::create(console_log)
         .with_context(|| format!("creating {}", console_log.display()))?;
@@ -186,14 +264,21 @@ pub fn run(spec: &BootSpec, console_log: &Path, deadline: Duration) -> Result<Bo
     drop(tx);
 
     let mut first_kernel_line = None;
+    let mut guest_start: Option<Duration> = None;
     let kill = || {
         let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
     };
     let end = loop {
-        let left = deadline.saturating_sub(start.elapsed());
+        let (phase, left) = match guest_start {
+            None => (Phase::Boot, deadlines.boot.saturating_sub(start.elapsed())),
+            Some(at) => (
+                Phase::Run,
+                (at + deadlines.run).saturating_sub(start.elapsed()),
+            ),
+        };
         if left.is_zero() {
             kill();
-            break BootEnd::Timeout;
+            break BootEnd::Timeout(phase);
         }
         match rx.recv_timeout(left.min(Duration::from_millis(200))) {
             Ok(line) => {
@@ -201,6 +286,12 @@ pub fn run(spec: &BootSpec, console_log: &Path, deadline: Duration) -> Result<Bo
                 let _ = log.write_all(line.as_bytes());
                 if first_kernel_line.is_none() && line.contains("] Linux version") {
                     first_kernel_line = Some(start.elapsed().as_secs_f64());
+                }
+                if let Some(at) = line.find("UNLINK-GUEST: ") {
+                    if guest_start.is_none() && line.contains(GUEST_START_MARKER) {
+                        guest_start = Some(start.elapsed());
+                    }
+                    on_guest(line[at..].trim());
                 }
                 if let Some(f) = console_failure(&line) {
                     kill();
@@ -226,6 +317,7 @@ pub fn run(spec: &BootSpec, console_log: &Path, deadline: Duration) -> Result<Bo
         end,
         wall: start.elapsed(),
         first_kernel_line_s: first_kernel_line,
+        guest_start_s: guest_start.map(|d| d.as_secs_f64()),
     })
 }
 
@@ -241,8 +333,13 @@ mod tests {
             vmlinuz: "/k/vmlinuz".into(),
             cpus: 2,
             memory_mb: 1024,
-            rwdirs: vec!["/out".into()],
+            rwdirs: vec![Share {
+                guest: "/run/out".into(),
+                host: "/h/out".into(),
+            }],
             qemu_opts: qemu_opts.map(str::to_string),
+            root: None,
+            busybox: None,
             command: "/bin/guest --out /out".into(),
         }
     }
@@ -251,13 +348,17 @@ mod tests {
     fn vng_command_lines() {
         let base = "--run /k/vmlinuz --verbose --disable-monitor --cpus 2 --memory 1024M";
         let cases = [
-            (spec(Accel::Tcg, Arch::X86_64, None), format!("{base} --disable-kvm --rwdir=/out --exec /bin/guest --out /out")),
-            (spec(Accel::Kvm, Arch::X86_64, None), format!("{base} --rwdir=/out --exec /bin/guest --out /out")),
+            (spec(Accel::Tcg, Arch::X86_64, None), format!("{base} --disable-kvm --rwdir=/run/out=/h/out --exec /bin/guest --out /out")),
+            (spec(Accel::Kvm, Arch::X86_64, None), format!("{base} --rwdir=/run/out=/h/out --exec /bin/guest --out /out")),
             (
                 spec(Accel::Tcg, Arch::X86_64, Some("-icount shift=0,sleep=off")),
-                format!("{base} --disable-kvm --rwdir=/out --qemu-opts=-icount shift=0,sleep=off --exec /bin/guest --out /out"),
+                format!("{base} --disable-kvm --rwdir=/run/out=/h/out --qemu-opts=-icount shift=0,sleep=off --exec /bin/guest --out /out"),
             ),
-            (spec(Accel::Tcg, Arch::Arm64, None), format!("{base} --disable-kvm --arch arm64 --rwdir=/out --exec /bin/guest --out /out")),
+            (spec(Accel::Tcg, Arch::Arm64, None), format!("{base} --disable-kvm --arch arm64 --rwdir=/run/out=/h/out --exec /bin/guest --out /out")),
+            (
+                BootSpec { root: Some("/r".into()), busybox: Some("/r/bin/busybox".into()), ..spec(Accel::Tcg, Arch::Arm64, None) },
+                format!("{base} --disable-kvm --arch arm64 --root /r --busybox /r/bin/busybox --rwdir=/run/out=/h/out --exec /bin/guest --out /out"),
+            ),
         ];
         for (s, want) in cases {
             assert_eq!(vng_args(&s).join(" "), want);

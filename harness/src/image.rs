@@ -1,12 +1,13 @@
-//! Stage 2, guest image: what the guest runs besides the kernel. x86_64
-//! guests use the host's root (shared read-only by virtme-ng), so the
-//! image is the tracer and the guest agent, built in release mode for the
-//! guest's arch into their own target directory.
+//! Stage 2, guest image: what the guest runs besides the kernel: the
+//! tracer and the guest agent, built in release mode for the guest's arch
+//! into their own target directory (cross-built for a foreign arch), and,
+//! for a foreign arch, a guest root built from a recipe in `vm-images/`
+//! ([`crate::rootfs`]); host-arch guests use the host's root read-only.
 
 use std::path::PathBuf;
 use std::process::Command;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
 use crate::manifest::{repo_root, Arch};
 
@@ -34,22 +35,55 @@ pub fn cargo_args(arch: Arch, target_dir: &std::path::Path) -> Vec<String> {
     ]
 }
 
+/// Environment for cross-building to `arch` from this host (pure, tested):
+/// the GNU cross linker and C compiler, and pkg-config pointed at the
+/// target's multiarch libraries (libelf, zlib).
+pub fn cross_env(arch: Arch) -> Vec<(String, String)> {
+    if arch == crate::boot::host_arch() {
+        return Vec::new();
+    }
+    let (gcc, multiarch) = match arch {
+        Arch::Arm64 => ("aarch64-linux-gnu-gcc", "aarch64-linux-gnu"),
+        Arch::X86_64 => ("x86_64-linux-gnu-gcc", "x86_64-linux-gnu"),
+    };
+    let triple = arch.rust_target();
+    vec![
+        (
+            format!(
+                "CARGO_TARGET_{}_LINKER",
+                triple.to_uppercase().replace('-', "_")
+            ),
+            gcc.to_string(),
+        ),
+        (format!("CC_{}", triple.replace('-', "_")), gcc.to_string()),
+        ("PKG_CONFIG_ALLOW_CROSS".into(), "1".into()),
+        (
+            "PKG_CONFIG_PATH".into(),
+            format!("/usr/lib/{multiarch}/pkgconfig"),
+        ),
+    ]
+}
+
+/// The guest root recipe for `arch` (None: the host's root is used).
+pub fn root_recipe(arch: Arch) -> Option<PathBuf> {
+    (arch != crate::boot::host_arch()).then(|| {
+        repo_root()
+            .join("vm-images")
+            .join(format!("{}-root.toml", arch.name()))
+    })
+}
+
 /// Builds (incrementally) the tracer and agent for `arch`.
 pub fn build(arch: Arch) -> Result<GuestBinaries> {
-    if arch != crate::boot::host_arch() {
-        bail!(
-            "{arch} guests are not supported yet: only the host's arch ({}) is",
-            crate::boot::host_arch()
-        );
-    }
     let root = repo_root();
     let target_dir = root.join("target").join("guest");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     crate::cmd::run_checked(
         Command::new(cargo)
             .current_dir(&root)
+            .envs(cross_env(arch))
             .args(cargo_args(arch, &target_dir)),
-        "building the guest binaries",
+        &format!("building the guest binaries for {arch}"),
         15,
     )?;
     let dir = target_dir.join(arch.rust_target()).join("release");
@@ -62,6 +96,27 @@ pub fn build(arch: Arch) -> Result<GuestBinaries> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cross_environment() {
+        let env = cross_env(Arch::Arm64);
+        let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(
+            get("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER"),
+            Some("aarch64-linux-gnu-gcc")
+        );
+        assert_eq!(
+            get("CC_aarch64_unknown_linux_gnu"),
+            Some("aarch64-linux-gnu-gcc")
+        );
+        assert_eq!(
+            get("PKG_CONFIG_PATH"),
+            Some("/usr/lib/aarch64-linux-gnu/pkgconfig")
+        );
+        assert!(cross_env(crate::boot::host_arch()).is_empty());
+        assert!(root_recipe(crate::boot::host_arch()).is_none());
+        assert!(root_recipe(Arch::Arm64).is_some_and(|p| p.is_file()));
+    }
 
     #[test]
     fn cargo_command() {

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::apt::{self, PackageInfo, PrivateApt};
+use crate::lock::{self, LockEntry, LockedPackage};
 use crate::manifest::{Arch, KernelEntry};
 
 /// How long a fetched apt index is trusted before `apt-get update` again.
@@ -31,8 +32,14 @@ pub struct KernelImage {
     /// `uname -r` of the kernel (`6.1.0-47-amd64`).
     pub release: String,
     pub vmlinuz: PathBuf,
+    /// SHA256 of vmlinuz at extraction: a damaged cache entry is noticed.
+    #[serde(default)]
+    pub vmlinuz_sha256: String,
     /// `<root>/lib/modules/<release>`.
     pub modules: PathBuf,
+    /// The kernel's build configuration, when the packages ship it.
+    #[serde(default)]
+    pub config: Option<PathBuf>,
     /// Every package extracted, with the SHA256 it was verified against.
     pub debs: Vec<PackageInfo>,
 }
@@ -49,11 +56,17 @@ pub fn cache_root() -> PathBuf {
     base.join("unlink-harness")
 }
 
-/// Kernel packages among a package's dependencies.
+/// Kernel packages among a package's dependencies. From 7.x the kernel's
+/// config sits in `linux-base-<version>` (not the `linux-base` scripts).
 fn is_kernel_package(name: &str) -> bool {
-    ["linux-image-", "linux-binary-", "linux-modules-"]
-        .iter()
-        .any(|p| name.starts_with(p))
+    [
+        "linux-image-",
+        "linux-binary-",
+        "linux-modules-",
+        "linux-base-",
+    ]
+    .iter()
+    .any(|p| name.starts_with(p))
 }
 
 /// Resolves the alias to the package set to extract (meta package excluded).
@@ -101,49 +114,193 @@ fn run(cmd: &mut Command, what: &str) -> Result<String> {
     crate::cmd::run_checked(cmd, what, 3)
 }
 
-/// Fetches (or finds in the cache) the kernel of `entry` for `arch`.
-pub fn fetch(
+/// The private apt setup of a suite, its index refreshed when stale.
+pub fn index(cache: &Path, suite: &str, progress: &dyn Fn(&str)) -> Result<PrivateApt> {
+    let apt = PrivateApt::new(cache, suite);
+    let mirror = apt::system_mirror()?;
+    apt.write_config(&mirror)?;
+    if !apt.index_fresh(INDEX_MAX_AGE) {
+        progress(&format!("apt-get update ({suite})"));
+        run(
+            Command::new("apt-get")
+                .args(apt.options())
+                .args(["-q", "update"]),
+            &format!("apt-get update for {suite}"),
+        )?;
+    }
+    Ok(apt)
+}
+
+/// Resolves an alias for an arch and flavour to the exact packages to lock.
+pub fn resolve_entry(
     cache: &Path,
     entry: &KernelEntry,
     arch: Arch,
     flavour: Option<&str>,
     progress: &dyn Fn(&str),
-) -> Result<KernelImage> {
-    let apt = PrivateApt::new(cache, &entry.suite);
-    let mirror = apt::system_mirror()?;
-    apt.write_config(&mirror)?;
-    if !apt.index_fresh(INDEX_MAX_AGE) {
-        progress(&format!("apt-get update ({})", entry.suite));
-        run(
-            Command::new("apt-get")
-                .args(apt.options())
-                .args(["-q", "update"]),
-            &format!("apt-get update for {}", entry.suite),
-        )?;
-    }
+) -> Result<LockEntry> {
+    let apt = index(cache, &entry.suite, progress)?;
     let meta = entry.meta_package(arch, flavour);
     let debs = resolve(&apt, &meta, arch)?;
-    let main = debs
-        .iter()
-        .find(|p| p.package.starts_with("linux-image-"))
-        .unwrap_or(&debs[0])
+    Ok(LockEntry {
+        alias: entry.alias.clone(),
+        arch,
+        flavour: lock::flavour_name(flavour).to_string(),
+        suite: entry.suite.clone(),
+        meta,
+        packages: debs.iter().map(LockedPackage::from).collect(),
+    })
+}
+
+/// What locking did for one alias × arch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockOutcome {
+    /// Already locked; left as it was.
+    Kept(LockEntry),
+    /// Resolved now (new, or re-resolved on request).
+    Resolved {
+        entry: LockEntry,
+        previous: Option<LockEntry>,
+    },
+}
+
+impl LockOutcome {
+    pub fn entry(&self) -> &LockEntry {
+        match self {
+            LockOutcome::Kept(e) | LockOutcome::Resolved { entry: e, .. } => e,
+        }
+    }
+}
+
+/// Makes sure every requested alias × arch is in the lock: missing ones are
+/// resolved, and all of them when `update` is set. Suites resolve in
+/// parallel (their apt indexes are independent). The caller saves the lock.
+pub fn lock_cells(
+    cache: &Path,
+    lock: &mut lock::LockFile,
+    entries: &[KernelEntry],
+    arches: &[Arch],
+    flavour: Option<&str>,
+    update: bool,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<Vec<LockOutcome>> {
+    let flavour_name = lock::flavour_name(flavour);
+    let mut wanted = Vec::new();
+    for e in entries {
+        for &arch in arches {
+            match lock.get(&e.alias, arch, flavour_name) {
+                Some(locked) if !update => wanted.push((e, arch, Some(locked.clone()), false)),
+                prev => wanted.push((e, arch, prev.cloned(), true)),
+            }
+        }
+    }
+    // One thread per suite: arches of a suite share its apt index.
+    let mut suites: Vec<&str> = wanted.iter().map(|w| w.0.suite.as_str()).collect();
+    suites.sort_unstable();
+    suites.dedup();
+    let one = |(e, arch, prev, resolve): &(&KernelEntry, Arch, Option<LockEntry>, bool)| {
+        if !*resolve {
+            if let Some(p) = prev {
+                return Ok(LockOutcome::Kept(p.clone()));
+            }
+        }
+        let entry = resolve_entry(cache, e, *arch, flavour, progress)
+            .with_context(|| format!("resolving {}/{}", e.alias, arch))?;
+        Ok(LockOutcome::Resolved {
+            entry,
+            previous: prev.clone(),
+        })
+    };
+    let mut results: Vec<Option<Result<LockOutcome>>> = (0..wanted.len()).map(|_| None).collect();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = suites
+            .iter()
+            .map(|suite| {
+                let (wanted, one) = (&wanted, &one);
+                s.spawn(move || {
+                    wanted
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, w)| w.0.suite == *suite)
+                        .map(|(i, w)| (i, one(w)))
+                        .collect::<Vec<(usize, Result<LockOutcome>)>>()
+                })
+            })
+            .collect();
+        for h in handles {
+            match h.join() {
+                Ok(done) => {
+                    for (i, r) in done {
+                        results[i] = Some(r);
+                    }
+                }
+                Err(_) => results.push(Some(Err(anyhow::anyhow!("a resolver thread panicked")))),
+            }
+        }
+    });
+    let results: Vec<Result<LockOutcome>> = results.into_iter().flatten().collect();
+    let mut out = Vec::new();
+    for r in results {
+        let r = r?;
+        if let LockOutcome::Resolved { entry, .. } = &r {
+            lock.put(entry.clone());
+        }
+        out.push(r);
+    }
+    Ok(out)
+}
+
+/// Fetches (or finds in the cache) the kernel a lock entry names. Cached
+/// `.deb`s that still match their locked SHA256 are used even after the
+/// mirror has dropped them; anything else is downloaded and verified.
+pub fn fetch(cache: &Path, locked: &LockEntry, progress: &dyn Fn(&str)) -> Result<KernelImage> {
+    let main = locked
+        .main_package()
+        .with_context(|| format!("{}/{}: empty lock entry", locked.alias, locked.arch))?
         .clone();
+    let debs: Vec<PackageInfo> = locked.packages.iter().map(LockedPackage::info).collect();
     let key = format!("{}_{}_{}", main.package, main.version, main.architecture);
     let kdir = cache.join("kernels").join(&key);
     let marker = kdir.join("kernel.json");
     if let Some(img) = std::fs::read(&marker)
         .ok()
         .and_then(|b| serde_json::from_slice::<KernelImage>(&b).ok())
-        .filter(|img| img.debs == debs && img.vmlinuz.is_file() && img.modules.is_dir())
+        .filter(|img| img.debs == debs && img.modules.is_dir())
     {
-        return Ok(img);
+        match sha256_file(&img.vmlinuz) {
+            Ok(sum) if sum == img.vmlinuz_sha256 => return Ok(img),
+            _ => progress(&format!(
+                "cached kernel {} is damaged (vmlinuz does not match its checksum): extracting again",
+                kdir.display()
+            )),
+        }
     }
 
     let deb_dir = cache.join("debs");
     std::fs::create_dir_all(&deb_dir)?;
     let mut files = Vec::new();
+    let mut apt: Option<PrivateApt> = None;
     for p in &debs {
-        files.push(download_verified(&apt, p, &deb_dir, progress)?);
+        let path = deb_dir.join(p.deb_file_name());
+        if path.is_file() && sha256_file(&path)? == p.sha256 {
+            files.push(path);
+            continue;
+        }
+        if apt.is_none() {
+            apt = Some(index(cache, &locked.suite, progress)?);
+        }
+        let Some(apt) = apt.as_ref() else {
+            continue;
+        };
+        if !apt.has_version(&p.package, &p.architecture, &p.version)? {
+            let newest = apt
+                .show(&locked.meta, &p.architecture)
+                .ok()
+                .and_then(|v| v.into_iter().next())
+                .map(|m| m.version);
+            bail!("{}", lock::left_mirror_message(locked, newest.as_deref()));
+        }
+        files.push(download_verified(apt, p, &deb_dir, progress)?);
     }
 
     progress(&format!("extracting {}", main.package));
@@ -160,24 +317,131 @@ pub fn fetch(
     }
     let (vmlinuz, release) = find_kernel(&root)?;
     let modules = modules_dir(&root, &release)?;
+    let config = [
+        root.join("boot").join(format!("config-{release}")),
+        modules.join("config"),
+    ]
+    .into_iter()
+    .find(|p| p.is_file());
     progress(&format!("depmod {release}"));
     run(
         Command::new("depmod").arg("-b").arg(&root).arg(&release),
         "depmod",
     )?;
     let img = KernelImage {
-        alias: entry.alias.clone(),
-        suite: entry.suite.clone(),
-        arch,
+        alias: locked.alias.clone(),
+        suite: locked.suite.clone(),
+        arch: locked.arch,
         package: main.package.clone(),
         version: main.version.clone(),
         release,
+        vmlinuz_sha256: sha256_file(&vmlinuz)?,
         vmlinuz,
         modules,
+        config,
         debs,
     };
+    // Written last: a partial extraction has no marker and is redone.
     std::fs::write(&marker, serde_json::to_vec_pretty(&img)?)?;
     Ok(img)
+}
+
+/// A kernel the user built: an image file (with its modules directory, or
+/// none), or a built source tree (virtme-ng finds image and modules there).
+pub fn custom(
+    cache: &Path,
+    name: &str,
+    arch: Arch,
+    image: &Path,
+    modules: Option<&Path>,
+) -> Result<KernelImage> {
+    let image = std::fs::canonicalize(image)
+        .with_context(|| format!("--kernel-image {}", image.display()))?;
+    let mut img = KernelImage {
+        alias: name.to_string(),
+        suite: "custom".into(),
+        arch,
+        package: image.display().to_string(),
+        version: "custom".into(),
+        release: String::new(),
+        vmlinuz: image.clone(),
+        vmlinuz_sha256: String::new(),
+        modules: PathBuf::new(),
+        config: None,
+        debs: Vec::new(),
+    };
+    if image.is_dir() {
+        let kimg = image.join(custom_tree_image(arch));
+        anyhow::ensure!(
+            image.join(".config").is_file() && kimg.is_file(),
+            "--kernel-image {}: a directory must be a built kernel tree (.config and {})",
+            image.display(),
+            custom_tree_image(arch)
+        );
+        if let Ok(rel) = std::fs::read_to_string(image.join("include/config/kernel.release")) {
+            img.release = rel.trim().to_string();
+        }
+        img.config = Some(image.join(".config"));
+        return Ok(img);
+    }
+    img.vmlinuz_sha256 = sha256_file(&image)?;
+    let Some(modules) = modules else {
+        return Ok(img);
+    };
+    let modules = std::fs::canonicalize(modules)
+        .with_context(|| format!("--kernel-modules {}", modules.display()))?;
+    let release = modules
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .filter(|_| modules.join("modules.order").is_file() || modules.join("kernel").is_dir())
+        .with_context(|| {
+            format!(
+                "--kernel-modules {}: expected a lib/modules/<release> directory",
+                modules.display()
+            )
+        })?;
+    // virtme-ng looks for modules beside the image: stage both by symlink.
+    let stage = cache
+        .join("custom")
+        .join(format!("{name}-{}", &img.vmlinuz_sha256[..12]));
+    let boot = stage.join("boot");
+    let libmod = stage.join("lib/modules");
+    std::fs::create_dir_all(&boot)?;
+    std::fs::create_dir_all(&libmod)?;
+    let link = |target: &Path, at: &Path| -> Result<()> {
+        let _ = std::fs::remove_file(at);
+        std::os::unix::fs::symlink(target, at).with_context(|| format!("linking {}", at.display()))
+    };
+    let vmlinuz = boot.join(format!("vmlinuz-{release}"));
+    link(&image, &vmlinuz)?;
+    link(&modules, &libmod.join(&release))?;
+    img.vmlinuz = vmlinuz;
+    img.modules = libmod.join(&release);
+    img.release = release;
+    Ok(img)
+}
+
+impl KernelImage {
+    /// Whether the kernel's config sets `option` (`=y`); None when the
+    /// config is unknown.
+    pub fn config_enabled(&self, option: &str) -> Option<bool> {
+        let text = std::fs::read_to_string(self.config.as_ref()?).ok()?;
+        Some(config_has(&text, option))
+    }
+}
+
+/// Whether a kernel config text sets `option=y`.
+pub fn config_has(text: &str, option: &str) -> bool {
+    text.lines()
+        .any(|l| l.strip_prefix(option).is_some_and(|rest| rest == "=y"))
+}
+
+/// Where a built tree keeps its bootable image.
+pub fn custom_tree_image(arch: Arch) -> &'static str {
+    match arch {
+        Arch::X86_64 => "arch/x86/boot/bzImage",
+        Arch::Arm64 => "arch/arm64/boot/Image",
+    }
 }
 
 /// Downloads one package unless a verified copy is cached; a copy whose
@@ -276,11 +540,26 @@ mod tests {
             ("linux-image-6.1.0-47-amd64", true),
             ("linux-binary-7.2.13+deb14-amd64", true),
             ("linux-modules-7.2.13+deb14-amd64", true),
+            ("linux-base-7.2.13+deb14-amd64", true),
             ("linux-base", false),
             ("kmod", false),
         ];
         for (name, want) in cases {
             assert_eq!(is_kernel_package(name), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn config_options() {
+        let text = "CONFIG_A=y\n# CONFIG_B is not set\nCONFIG_AB=y\nCONFIG_C=m\n";
+        let cases = [
+            ("CONFIG_A", true),
+            ("CONFIG_B", false),
+            ("CONFIG_C", false),
+            ("CONFIG_D", false),
+        ];
+        for (opt, want) in cases {
+            assert_eq!(config_has(text, opt), want, "{opt}");
         }
     }
 

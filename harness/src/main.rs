@@ -12,9 +12,12 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
-use harness::boot::Accel;
-use harness::manifest::{Arch, Manifest};
-use harness::matrix::{self, CellId, MatrixEvent, Plan, Stage, Status};
+use harness::boot::{Accel, Deadlines};
+use harness::lock::LockFile;
+use harness::manifest::{Arch, KernelEntry, Manifest};
+use harness::matrix::{
+    self, CellId, CellSpec, GuestImage, KernelSource, MatrixEvent, Plan, Stage, Status,
+};
 use harness::{accel, image, kernel, report, setup};
 
 #[derive(Debug, Parser)]
@@ -32,6 +35,8 @@ struct Cli {
 enum Cmd {
     /// Run the kernel matrix: fetch, boot, trace, check, report.
     Matrix(MatrixArgs),
+    /// Resolve kernels to exact packages and record them in vm-images/kernels.lock.
+    Lock(LockArgs),
     /// Install what the harness needs on this host (root), or print the commands.
     Setup,
     /// Provision the host, then run the whole test suite (guest boots included).
@@ -43,34 +48,65 @@ enum Cmd {
 }
 
 #[derive(Debug, clap::Args)]
-struct MatrixArgs {
-    /// Kernels (suite aliases from vm-images/kernels.toml), comma separated.
-    #[arg(long, value_delimiter = ',', default_value = "bookworm")]
+struct Selection {
+    /// Kernels (suite aliases from vm-images/kernels.toml), comma separated [default: all].
+    #[arg(long, value_delimiter = ',')]
     kernels: Vec<String>,
-    /// Guest architectures, comma separated.
-    #[arg(long, value_delimiter = ',', default_value = "x86_64")]
+    /// Guest architectures, comma separated [default: x86_64,arm64].
+    #[arg(long, value_delimiter = ',')]
     arch: Vec<String>,
-    /// QEMU acceleration: auto tries KVM with a probe boot and falls back to TCG.
-    #[arg(long, value_enum, default_value = "auto")]
-    accel: Accel,
     /// Kernel flavour (default: generic), e.g. `cloud`.
     #[arg(long)]
     flavour: Option<String>,
-    /// Report directory (matrix.json, summary.md, per-cell logs).
+}
+
+#[derive(Debug, clap::Args)]
+struct MatrixArgs {
+    #[command(flatten)]
+    select: Selection,
+    /// QEMU acceleration: auto tries KVM with a probe boot and falls back to TCG.
+    #[arg(long, value_enum, default_value = "auto")]
+    accel: Accel,
+    /// Report directory (matrix.json, summary.md, junit.xml, per-cell logs).
     #[arg(long, default_value = "target/matrix-report")]
     report: PathBuf,
-    /// Cells run at once (default: from cores and memory).
+    /// Cells run at once [default: from cores and memory].
     #[arg(long)]
     jobs: Option<usize>,
-    /// Deadline of one cell's guest run, in seconds (default: 300 under TCG, 120 under KVM).
+    /// Seconds a guest may take to boot to the agent [default: 180 TCG, 60 KVM; x2 for a foreign arch].
     #[arg(long)]
     boot_timeout: Option<u64>,
+    /// Seconds the agent may run once booted [default: 420 TCG, 180 KVM; x2 for a foreign arch].
+    #[arg(long)]
+    run_timeout: Option<u64>,
+    /// One cell's deadlines (boot and run), e.g. `sid/arm64=600`; repeatable.
+    #[arg(long, value_name = "CELL=SECS")]
+    cell_timeout: Vec<String>,
+    /// Re-resolve the selected kernels before running (rolling suites move).
+    #[arg(long)]
+    relock: bool,
+    /// Boot your own kernel instead: an image file (bzImage / Image) or a built source tree.
+    #[arg(long, value_name = "PATH")]
+    kernel_image: Option<PathBuf>,
+    /// The modules directory of --kernel-image (`.../lib/modules/<release>`).
+    #[arg(long, value_name = "DIR", requires = "kernel_image")]
+    kernel_modules: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+struct LockArgs {
+    #[command(flatten)]
+    select: Selection,
+    /// Re-resolve even what is locked already.
+    #[arg(long)]
+    update: bool,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.cmd {
         Cmd::Matrix(args) => matrix_cmd(args),
+        Cmd::Lock(args) => lock_cmd(args),
         Cmd::Setup => setup_cmd().map(|()| ExitCode::SUCCESS),
         Cmd::Test { args } => test_cmd(&args),
     };
@@ -89,7 +125,7 @@ fn note(msg: &str) {
 
 fn setup_cmd() -> Result<()> {
     let cache = kernel::cache_root();
-    setup::ensure(&cache, &note)?;
+    setup::ensure(&cache, &Arch::ALL, &note)?;
     note(&format!("host ready (cache {})", cache.display()));
     Ok(())
 }
@@ -124,107 +160,290 @@ fn usage_error(msg: String) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// Cells at once: each TCG guest keeps about one host core busy and needs
+/// 1 GiB plus QEMU's own ~0.5 GiB.
 fn default_jobs() -> usize {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    // Each guest has 2 vCPUs and 1 GiB; keep one core for the host side.
-    (cores / 2).max(1)
+    let mem_gib = nix::sys::sysinfo::sysinfo()
+        .map(|i| i.ram_total() / (1 << 30))
+        .unwrap_or(2) as usize;
+    jobs_for(cores, mem_gib)
+}
+
+fn jobs_for(cores: usize, mem_gib: usize) -> usize {
+    cores.min(mem_gib * 2 / 3).max(1)
+}
+
+/// The selection's kernels and arches, or the usage error to exit 2 with.
+fn select(
+    manifest: &Manifest,
+    sel: &Selection,
+) -> std::result::Result<(Vec<KernelEntry>, Vec<Arch>), String> {
+    let mut kernels = Vec::new();
+    for k in &sel.kernels {
+        match manifest.get(k) {
+            Some(e) => kernels.push(e.clone()),
+            None => {
+                return Err(format!(
+                    "unknown kernel `{k}`; known kernels: {}",
+                    manifest.aliases().join(", ")
+                ))
+            }
+        }
+    }
+    if sel.kernels.is_empty() {
+        kernels = manifest.kernel.clone();
+    }
+    let mut arches = Vec::new();
+    for a in &sel.arch {
+        match Arch::parse(a) {
+            Some(arch) if !arches.contains(&arch) => arches.push(arch),
+            Some(_) => {}
+            None => {
+                return Err(format!(
+                    "unknown arch `{a}`; valid: {}",
+                    Arch::ALL.map(|a| a.name()).join(", ")
+                ))
+            }
+        }
+    }
+    if sel.arch.is_empty() {
+        arches = Arch::ALL.to_vec();
+    }
+    Ok((kernels, arches))
+}
+
+/// `CELL=SECS` (`sid/arm64=600`).
+fn parse_cell_timeout(s: &str) -> std::result::Result<(CellId, u64), String> {
+    let bad = || format!("--cell-timeout `{s}`: expected KERNEL/ARCH=SECS, e.g. sid/arm64=600");
+    let (cell, secs) = s.split_once('=').ok_or_else(bad)?;
+    let (alias, arch) = cell.split_once('/').ok_or_else(bad)?;
+    let arch = Arch::parse(arch).ok_or_else(bad)?;
+    let secs = secs.parse().map_err(|_| bad())?;
+    Ok((
+        CellId {
+            alias: alias.to_string(),
+            arch,
+        },
+        secs,
+    ))
+}
+
+/// Locks the selection (resolving what is not locked, or all of it with
+/// `update`) and saves the lock file when it changed.
+fn lock_selection(
+    cache: &Path,
+    kernels: &[KernelEntry],
+    arches: &[Arch],
+    sel: &Selection,
+    update: bool,
+) -> Result<Vec<kernel::LockOutcome>> {
+    let path = LockFile::default_path();
+    let mut lock = LockFile::load(&path)?;
+    let before = lock.clone();
+    let outcomes = kernel::lock_cells(
+        cache,
+        &mut lock,
+        kernels,
+        arches,
+        sel.flavour.as_deref(),
+        update,
+        &note,
+    )?;
+    if lock != before {
+        lock.save(&path)?;
+        note(&format!("lock file updated: {}", path.display()));
+    }
+    Ok(outcomes)
+}
+
+fn lock_cmd(args: LockArgs) -> Result<ExitCode> {
+    let manifest = Manifest::load(&Manifest::default_path())?;
+    let (kernels, arches) = match select(&manifest, &args.select) {
+        Ok(x) => x,
+        Err(msg) => return Ok(usage_error(msg)),
+    };
+    let cache = kernel::cache_root();
+    let path = LockFile::default_path();
+    let outcomes = lock_selection(&cache, &kernels, &arches, &args.select, args.update)?;
+    for o in &outcomes {
+        let e = o.entry();
+        let main = e
+            .main_package()
+            .map(|p| format!("{} {}", p.package, p.version))
+            .unwrap_or_default();
+        let what = match o {
+            kernel::LockOutcome::Kept(_) => "locked".to_string(),
+            kernel::LockOutcome::Resolved { previous: None, .. } => "resolved".to_string(),
+            kernel::LockOutcome::Resolved {
+                previous: Some(p), ..
+            } if p == e => "unchanged".to_string(),
+            kernel::LockOutcome::Resolved {
+                previous: Some(p), ..
+            } => format!(
+                "updated from {}",
+                p.main_package().map(|m| m.version.as_str()).unwrap_or("?")
+            ),
+        };
+        println!("{}/{} ({}): {main} — {what}", e.alias, e.arch, e.flavour);
+    }
+    println!("lock file: {}", path.display());
+    Ok(ExitCode::SUCCESS)
 }
 
 fn matrix_cmd(args: MatrixArgs) -> Result<ExitCode> {
     let manifest = Manifest::load(&Manifest::default_path())?;
-    let mut kernels = Vec::new();
-    for k in &args.kernels {
-        match manifest.get(k) {
-            Some(e) => kernels.push(e.clone()),
-            None => {
-                return Ok(usage_error(format!(
-                    "unknown kernel `{k}`; known kernels: {}",
-                    manifest.aliases().join(", ")
-                )))
-            }
+    let (kernels, mut arches) = match select(&manifest, &args.select) {
+        Ok(x) => x,
+        Err(msg) => return Ok(usage_error(msg)),
+    };
+    let mut overrides = Vec::new();
+    for s in &args.cell_timeout {
+        match parse_cell_timeout(s) {
+            Ok(o) => overrides.push(o),
+            Err(msg) => return Ok(usage_error(msg)),
         }
     }
-    let mut arches = Vec::new();
-    for a in &args.arch {
-        match Arch::parse(a) {
-            Some(arch) => arches.push(arch),
-            None => {
-                return Ok(usage_error(format!(
-                    "unknown arch `{a}`; valid: {}",
-                    Arch::ALL.map(|a| a.name()).join(", ")
-                )))
-            }
-        }
+    if args.kernel_image.is_some() && args.select.arch.is_empty() {
+        arches = vec![harness::boot::host_arch()];
     }
     let started = Instant::now();
     let cache = kernel::cache_root();
-    setup::ensure(&cache, &note)?;
+    setup::ensure(&cache, &arches, &note)?;
     let vng = setup::vng_path(&cache);
 
-    let mut binaries = Vec::new();
-    for &arch in &arches {
-        note(&format!("building the tracer and guest agent for {arch}"));
-        binaries.push((arch, image::build(arch)?));
+    // Every Debian cell boots exactly what the lock file names.
+    let mut specs: Vec<(CellId, String, KernelSource)> = Vec::new();
+    if let Some(image) = &args.kernel_image {
+        if arches.len() != 1 {
+            return Ok(usage_error(
+                "--kernel-image boots one kernel: give one --arch".to_string(),
+            ));
+        }
+        let img = kernel::custom(
+            &cache,
+            "custom",
+            arches[0],
+            image,
+            args.kernel_modules.as_deref(),
+        )?;
+        specs.push((
+            CellId {
+                alias: "custom".into(),
+                arch: arches[0],
+            },
+            "custom".into(),
+            KernelSource::Custom(img),
+        ));
+    } else {
+        let outcomes = lock_selection(&cache, &kernels, &arches, &args.select, args.relock)?;
+        for o in outcomes {
+            let e = o.entry().clone();
+            specs.push((
+                CellId {
+                    alias: e.alias.clone(),
+                    arch: e.arch,
+                },
+                e.suite.clone(),
+                KernelSource::Locked(e),
+            ));
+        }
     }
 
-    // KVM or TCG: decided once, by a probe boot of the first kernel (only
-    // for --accel auto). A failed fetch here is left to its cell to report.
+    let mut images = Vec::new();
+    for &arch in &arches {
+        note(&format!("building the tracer and guest agent for {arch}"));
+        images.push(GuestImage {
+            arch,
+            binaries: image::build(arch)?,
+            root_recipe: image::root_recipe(arch),
+        });
+    }
+
+    // KVM or TCG: decided once, by a probe boot of the first host-arch
+    // kernel (only for --accel auto). A failed fetch is left to its cell.
     std::fs::create_dir_all(&args.report)?;
     let mut prefetched = Vec::new();
-    let choice = if args.accel == Accel::Auto {
-        match kernel::fetch(
-            &cache,
-            &kernels[0],
-            arches[0],
-            args.flavour.as_deref(),
-            &note,
-        ) {
-            Ok(first) => {
-                let c = accel::choose(args.accel, arches[0], &vng, &first.vmlinuz, &args.report);
-                prefetched.push(first);
-                c
+    let probe_cell = specs
+        .iter()
+        .find(|(id, _, _)| id.arch == harness::boot::host_arch());
+    let choice = match (args.accel, probe_cell) {
+        (Accel::Auto, Some((id, _, source))) => {
+            let img = match source {
+                KernelSource::Custom(img) => Ok(img.clone()),
+                KernelSource::Locked(e) => kernel::fetch(&cache, e, &note),
+            };
+            match img {
+                Ok(img) => {
+                    let c = accel::choose(args.accel, id.arch, &vng, &img.vmlinuz, &args.report);
+                    if matches!(source, KernelSource::Locked(_)) {
+                        prefetched.push(img);
+                    }
+                    c
+                }
+                Err(e) => accel::AccelChoice {
+                    accel: Accel::Tcg,
+                    reason: format!("no kernel to probe KVM with ({e:#})"),
+                },
             }
-            Err(e) => accel::AccelChoice {
-                accel: Accel::Tcg,
-                reason: format!("no kernel to probe KVM with ({e:#})"),
-            },
         }
-    } else {
-        accel::choose(args.accel, arches[0], &vng, Path::new(""), &args.report)
+        _ => accel::choose(args.accel, arches[0], &vng, Path::new(""), &args.report),
     };
     note(&format!("accel: {:?} ({})", choice.accel, choice.reason));
-    let deadline = Duration::from_secs(args.boot_timeout.unwrap_or(match choice.accel {
-        Accel::Kvm => 120,
-        _ => 300,
-    }));
 
+    let cells = specs
+        .into_iter()
+        .map(|(id, suite, kernel)| {
+            let mut deadlines = Deadlines::default_for(choice.accel, id.arch);
+            if let Some(s) = args.boot_timeout {
+                deadlines.boot = Duration::from_secs(s);
+            }
+            if let Some(s) = args.run_timeout {
+                deadlines.run = Duration::from_secs(s);
+            }
+            if let Some((_, s)) = overrides.iter().find(|(c, _)| *c == id) {
+                deadlines = Deadlines::both(*s);
+            }
+            CellSpec {
+                id,
+                suite,
+                kernel,
+                deadlines,
+            }
+        })
+        .collect::<Vec<_>>();
     let plan = Plan {
-        kernels,
-        arches,
+        cells,
         accel: choice.accel,
-        flavour: args.flavour.clone(),
         report_dir: args.report.clone(),
         cache,
         vng,
-        boot_deadline: deadline,
         jobs: args.jobs.unwrap_or_else(default_jobs),
         prefetched,
     };
+    note(&format!(
+        "{} cells, {} at a time",
+        plan.cells.len(),
+        plan.jobs
+    ));
     let (tx, rx) = mpsc::channel();
     let ui = std::thread::spawn({
-        let cells = plan.cells();
+        let cells: Vec<CellId> = plan.cells.iter().map(|c| c.id.clone()).collect();
         move || render(&cells, rx)
     });
-    let results = matrix::run(&plan, &binaries, &tx);
+    let results = matrix::run(&plan, &images, &tx);
     drop(tx);
     let _ = ui.join();
     let wall = started.elapsed().as_secs_f64();
     report::write(&args.report, &results, &choice.reason, wall)?;
     let failed = results.iter().filter(|c| c.status != Status::Pass).count();
     println!("{}", report::summary_md(&results, &choice.reason, wall));
-    println!("report: {}", args.report.join("matrix.json").display());
+    println!(
+        "report: {} (summary.md, junit.xml, cells/)",
+        args.report.join("matrix.json").display()
+    );
     Ok(if failed == 0 {
         ExitCode::SUCCESS
     } else {
@@ -235,7 +454,9 @@ fn matrix_cmd(args: MatrixArgs) -> Result<ExitCode> {
 fn stage_text(stage: Stage) -> &'static str {
     match stage {
         Stage::Fetching => "fetching kernel",
-        Stage::Booting => "booting + tracing",
+        Stage::BuildingRoot => "building guest root",
+        Stage::Booting => "booting",
+        Stage::Tracing => "tracing",
         Stage::Checking => "checking",
     }
 }
@@ -260,7 +481,12 @@ fn render(cells: &[CellId], rx: mpsc::Receiver<MatrixEvent>) {
     for ev in rx {
         match ev {
             MatrixEvent::Stage { cell, stage } => match bars.get(&cell) {
-                Some(pb) => pb.set_message(stage_text(stage)),
+                Some(pb) => {
+                    if stage == Stage::Fetching {
+                        pb.reset_elapsed();
+                    }
+                    pb.set_message(stage_text(stage))
+                }
                 None => eprintln!("[{cell}] {}", stage_text(stage)),
             },
             MatrixEvent::Note { cell, text } => match bars.get(&cell) {
@@ -286,6 +512,29 @@ fn render(cells: &[CellId], rx: mpsc::Receiver<MatrixEvent>) {
                     None => eprintln!("[{cell}] {line}"),
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jobs_from_cores_and_memory() {
+        let cases = [(2, 24, 2), (8, 24, 8), (16, 8, 5), (2, 1, 1), (1, 0, 1)];
+        for (cores, mem, want) in cases {
+            assert_eq!(jobs_for(cores, mem), want, "{cores} cores, {mem} GiB");
+        }
+    }
+
+    #[test]
+    fn cell_timeouts() {
+        let ok = parse_cell_timeout("sid/arm64=600").unwrap();
+        assert_eq!((ok.0.to_string(), ok.1), ("sid/arm64".to_string(), 600));
+        for bad in ["sid=5", "sid/sparc=5", "sid/arm64=x", "sid/arm64"] {
+            let e = parse_cell_timeout(bad).unwrap_err();
+            assert!(e.contains("expected KERNEL/ARCH=SECS"), "{bad}: {e}");
         }
     }
 }

@@ -1,11 +1,15 @@
-//! Stage 7, report: `matrix.json` (one object per cell) and `summary.md`
-//! (a kernel × arch table) in the report directory.
+//! Stage 7, report: `matrix.json` (one object per cell), `summary.md` (a
+//! kernel × arch grid, then one row per cell) and `junit.xml` (one testcase
+//! per cell and scenario) in the report directory.
 
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
+use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 use serde::Serialize;
 
+use crate::manifest::Arch;
 use crate::matrix::{CellResult, Status};
 
 #[derive(Debug, Serialize)]
@@ -21,52 +25,156 @@ pub fn status_mark(s: Status) -> &'static str {
         Status::Fail => "❌ fail",
         Status::Timeout => "⏱️ timeout",
         Status::Error => "⚠️ error",
+        Status::ExpectedLimitation => "➖ expected limitation",
     }
 }
 
-/// The markdown summary: one row per cell.
+fn opt_s(x: Option<f64>) -> String {
+    x.map(|b| format!("{b:.1}")).unwrap_or_else(|| "-".into())
+}
+
+/// Kernel aliases in the order the cells came, each once.
+fn aliases(cells: &[CellResult]) -> Vec<&str> {
+    let mut out: Vec<&str> = Vec::new();
+    for c in cells {
+        if !out.contains(&c.alias.as_str()) {
+            out.push(&c.alias);
+        }
+    }
+    out
+}
+
+/// The markdown summary: a kernel × arch grid, one row per cell, failures.
 pub fn summary_md(cells: &[CellResult], accel_reason: &str, wall_s: f64) -> String {
+    let passed = cells.iter().filter(|c| c.status == Status::Pass).count();
     let mut s = String::from("# Kernel matrix\n\n");
     s.push_str(&format!(
-        "{} cells, wall time {wall_s:.1} s; accel: {accel_reason}\n\n",
+        "{passed}/{} cells pass, wall time {wall_s:.1} s; accel: {accel_reason}\n\n",
         cells.len()
     ));
-    s.push_str("| kernel | arch | package version | symbol | ret | status | boot s | total s |\n");
-    s.push_str("|---|---|---|---|---|---|---|---|\n");
+    let arches: Vec<Arch> = Arch::ALL
+        .into_iter()
+        .filter(|a| cells.iter().any(|c| c.arch == *a))
+        .collect();
+    s.push_str("| kernel |");
+    for a in &arches {
+        s.push_str(&format!(" {a} |"));
+    }
+    s.push_str("\n|---|");
+    s.push_str(&"---|".repeat(arches.len()));
+    s.push('\n');
+    for alias in aliases(cells) {
+        s.push_str(&format!("| {alias} |"));
+        for a in &arches {
+            match cells.iter().find(|c| c.alias == alias && c.arch == *a) {
+                Some(c) => {
+                    let mark = if c.status == Status::Pass {
+                        "✅"
+                    } else {
+                        "❌"
+                    };
+                    s.push_str(&format!(" {mark} {:.0} s |", c.total_s));
+                }
+                None => s.push_str(" |"),
+            }
+        }
+        s.push('\n');
+    }
+    s.push_str("\n## Cells\n\n");
+    s.push_str("| kernel | arch | package | version | symbol | ret | status | boot s | run s | total s |\n");
+    s.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
     for c in cells {
         s.push_str(&format!(
-            "| {} ({}) | {} | {} | {} | {} | {} | {} | {:.1} |\n",
+            "| {} ({}) | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} |\n",
             c.alias,
             c.release.as_deref().unwrap_or("?"),
             c.arch,
+            c.kernel_package.as_deref().unwrap_or("?"),
             c.kernel.as_deref().unwrap_or("?"),
             c.symbol.as_deref().unwrap_or("-"),
             c.ret_width_bits
                 .map(|b| format!("s{b}"))
                 .unwrap_or_else(|| "-".into()),
             status_mark(c.status),
-            c.boot_s
-                .map(|b| format!("{b:.1}"))
-                .unwrap_or_else(|| "-".into()),
+            opt_s(c.boot_s),
+            opt_s(c.run_s),
             c.total_s
         ));
+    }
+    let limited: Vec<(&CellResult, &crate::matrix::ScenarioResult)> = cells
+        .iter()
+        .flat_map(|c| c.scenarios.iter().map(move |sc| (c, sc)))
+        .filter(|(_, sc)| sc.status == Status::ExpectedLimitation)
+        .collect();
+    if !limited.is_empty() {
+        s.push_str("\n## Expected limitations\n\n");
+        for (c, sc) in limited {
+            s.push_str(&format!(
+                "- **{}/{}** {}: {}\n",
+                c.alias, c.arch, sc.name, sc.detail
+            ));
+        }
     }
     let failing: Vec<&CellResult> = cells.iter().filter(|c| c.status != Status::Pass).collect();
     if !failing.is_empty() {
         s.push_str("\n## Failures\n\n");
         for c in failing {
             s.push_str(&format!(
-                "- **{}/{}**: {}\n",
+                "- **{}/{}** ({}): {}\n",
                 c.alias,
                 c.arch,
+                status_mark(c.status),
                 c.error.as_deref().unwrap_or("see scenarios")
             ));
-            for sc in c.scenarios.iter().filter(|sc| sc.status != Status::Pass) {
-                s.push_str(&format!("  - {}: {}\n", sc.name, sc.detail));
-            }
         }
     }
     s
+}
+
+/// junit.xml: a testsuite per cell, a testcase per scenario; a cell that
+/// never reached its scenarios is one failing `boot` testcase.
+pub fn junit(cells: &[CellResult]) -> Result<String> {
+    let mut report = Report::new("unlink-harness matrix");
+    for c in cells {
+        let mut suite = TestSuite::new(format!("{}/{}", c.alias, c.arch));
+        suite.set_time(Duration::from_secs_f64(c.total_s.max(0.0)));
+        let class = format!("{}.{}", c.alias, c.arch);
+        if c.scenarios.is_empty() {
+            let mut status = match c.status {
+                Status::Pass => TestCaseStatus::success(),
+                Status::Error => TestCaseStatus::non_success(NonSuccessKind::Error),
+                _ => TestCaseStatus::non_success(NonSuccessKind::Failure),
+            };
+            if let Some(e) = &c.error {
+                status.set_message(e.as_str());
+            }
+            let mut case = TestCase::new("boot", status);
+            case.set_classname(class.as_str());
+            case.set_time(Duration::from_secs_f64(c.total_s.max(0.0)));
+            suite.add_test_case(case);
+        }
+        for sc in &c.scenarios {
+            let mut status = match sc.status {
+                Status::Pass => TestCaseStatus::success(),
+                Status::ExpectedLimitation => TestCaseStatus::skipped(),
+                Status::Error => TestCaseStatus::non_success(NonSuccessKind::Error),
+                Status::Fail | Status::Timeout => {
+                    TestCaseStatus::non_success(NonSuccessKind::Failure)
+                }
+            };
+            if sc.status != Status::Pass {
+                status.set_message(sc.detail.as_str());
+            }
+            let mut case = TestCase::new(sc.name.as_str(), status);
+            case.set_classname(class.as_str());
+            if sc.status == Status::Pass {
+                case.set_system_out(sc.detail.as_str());
+            }
+            suite.add_test_case(case);
+        }
+        report.add_test_suite(suite);
+    }
+    report.to_string().context("serialising junit.xml")
 }
 
 pub fn write(dir: &Path, cells: &[CellResult], accel_reason: &str, wall_s: f64) -> Result<()> {
@@ -82,5 +190,99 @@ pub fn write(dir: &Path, cells: &[CellResult], accel_reason: &str, wall_s: f64) 
         summary_md(cells, accel_reason, wall_s),
     )
     .context("writing summary.md")?;
+    std::fs::write(dir.join("junit.xml"), junit(cells)?).context("writing junit.xml")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::boot::Accel;
+    use crate::matrix::ScenarioResult;
+
+    fn cell(alias: &str, arch: Arch, status: Status, scenarios: &[(&str, Status)]) -> CellResult {
+        CellResult {
+            alias: alias.into(),
+            suite: alias.into(),
+            arch,
+            kernel_package: Some(format!("linux-image-{alias}")),
+            kernel: Some("1.0-1".into()),
+            release: Some("1.0".into()),
+            accel: Accel::Tcg,
+            status,
+            symbol: Some("do_unlinkat".into()),
+            ret_width_bits: Some(32),
+            banner_s: Some(1.0),
+            boot_s: Some(5.0),
+            run_s: Some(10.0),
+            total_s: 16.0,
+            events: Some(3),
+            scenarios: scenarios
+                .iter()
+                .map(|(n, s)| ScenarioResult {
+                    name: n.to_string(),
+                    status: *s,
+                    detail: format!("{n} detail <&>"),
+                })
+                .collect(),
+            error: (status != Status::Pass).then(|| "it broke".to_string()),
+            dir: "/r".into(),
+        }
+    }
+
+    fn sample() -> Vec<CellResult> {
+        vec![
+            cell(
+                "bookworm",
+                Arch::X86_64,
+                Status::Pass,
+                &[("tutorial", Status::Pass)],
+            ),
+            cell(
+                "bookworm",
+                Arch::Arm64,
+                Status::Pass,
+                &[
+                    ("tutorial", Status::Pass),
+                    ("fentry", Status::ExpectedLimitation),
+                ],
+            ),
+            cell("sid", Arch::X86_64, Status::Timeout, &[]),
+        ]
+    }
+
+    #[test]
+    fn summary_grid_marks_each_cell() {
+        let md = summary_md(&sample(), "requested", 42.0);
+        assert!(md.contains("2/3 cells pass"), "{md}");
+        assert!(md.contains("| kernel | x86_64 | arm64 |"), "{md}");
+        assert!(md.contains("| bookworm | ✅ 16 s | ✅ 16 s |"), "{md}");
+        assert!(md.contains("| sid | ❌ 16 s | |"), "{md}");
+        assert!(md.contains("## Expected limitations"), "{md}");
+        assert!(
+            md.contains("- **sid/x86_64** (⏱️ timeout): it broke"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn junit_has_a_case_per_scenario() {
+        let xml = junit(&sample()).unwrap();
+        let back = Report::deserialize_from_str(&xml).unwrap();
+        let suites: Vec<_> = back.test_suites.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(suites, ["bookworm/x86_64", "bookworm/arm64", "sid/x86_64"]);
+        let counts: Vec<usize> = back
+            .test_suites
+            .iter()
+            .map(|s| s.test_cases.len())
+            .collect();
+        assert_eq!(counts, [1, 2, 1]);
+        assert_eq!(back.test_suites[1].test_cases[1].name.as_str(), "fentry");
+        assert!(matches!(
+            back.test_suites[1].test_cases[1].status,
+            TestCaseStatus::Skipped { .. }
+        ));
+        assert_eq!(back.test_suites[2].test_cases[0].name.as_str(), "boot");
+        assert!(xml.contains("&lt;&amp;&gt;"), "{xml}");
+    }
 }

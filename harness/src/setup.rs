@@ -1,6 +1,8 @@
 //! Host provisioning: the Debian packages, virtme-ng in a venv, and the
-//! apt source they come from. `check` lists what is missing; `ensure`
-//! installs it when running as root, or stops with the exact command.
+//! apt source they come from; for a foreign guest arch also its QEMU, the
+//! cross toolchain (dpkg multiarch libraries) and the rustup target.
+//! `check` lists what is missing; `ensure` installs it when running as
+//! root, or stops with the exact commands.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -8,6 +10,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 
 use crate::apt;
+use crate::manifest::Arch;
 
 /// Debian packages from the release itself.
 pub const APT_PACKAGES: &[&str] = &[
@@ -19,9 +22,41 @@ pub const APT_PACKAGES: &[&str] = &[
     "kmod",
     "busybox-static",
     "python3-venv",
+    "file",
 ];
 /// Packages taken from bookworm-backports (QEMU 10, matching the qemu-utils these machines have).
-pub const BACKPORTS_PACKAGES: &[&str] = &["qemu-system-x86"];
+pub fn backports_packages(arch: Arch) -> &'static [&'static str] {
+    match arch {
+        Arch::X86_64 => &["qemu-system-x86"],
+        Arch::Arm64 => &["qemu-system-arm"],
+    }
+}
+
+/// What cross-building the guest binaries for a foreign `arch` needs:
+/// (dpkg architecture to enable, apt packages).
+pub fn cross_packages(arch: Arch) -> Option<(&'static str, &'static [&'static str])> {
+    if arch == crate::boot::host_arch() {
+        return None;
+    }
+    Some(match arch {
+        Arch::Arm64 => (
+            "arm64",
+            &[
+                "gcc-aarch64-linux-gnu",
+                "libelf-dev:arm64",
+                "zlib1g-dev:arm64",
+            ],
+        ),
+        Arch::X86_64 => (
+            "amd64",
+            &[
+                "gcc-x86-64-linux-gnu",
+                "libelf-dev:amd64",
+                "zlib1g-dev:amd64",
+            ],
+        ),
+    })
+}
 pub const VIRTME_NG: &str = "virtme-ng==1.42";
 const BACKPORTS_LIST: &str = "/etc/apt/sources.list.d/unlink-harness-backports.list";
 
@@ -30,13 +65,46 @@ const BACKPORTS_LIST: &str = "/etc/apt/sources.list.d/unlink-harness-backports.l
 pub struct Missing {
     pub apt: Vec<String>,
     pub backports: Vec<String>,
+    /// dpkg architectures to enable before the cross libraries install.
+    pub dpkg_arches: Vec<String>,
+    /// rustup targets to add.
+    pub rust_targets: Vec<String>,
     pub venv: bool,
 }
 
 impl Missing {
     pub fn is_empty(&self) -> bool {
-        self.apt.is_empty() && self.backports.is_empty() && !self.venv
+        self.apt.is_empty()
+            && self.backports.is_empty()
+            && self.dpkg_arches.is_empty()
+            && self.rust_targets.is_empty()
+            && !self.venv
     }
+}
+
+fn foreign_arches() -> Vec<String> {
+    Command::new("dpkg")
+        .arg("--print-foreign-architectures")
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn rust_target_installed(triple: &str) -> bool {
+    Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .any(|l| l.trim() == triple)
+        })
+        .unwrap_or(false)
 }
 
 fn installed(pkg: &str) -> bool {
@@ -58,25 +126,45 @@ pub fn vng_path(cache: &Path) -> PathBuf {
         .unwrap_or_else(|| venv_dir(cache).join("bin").join("vng"))
 }
 
-pub fn check(cache: &Path) -> Missing {
-    Missing {
+/// What is missing to run guests of `arches` here.
+pub fn check(cache: &Path, arches: &[Arch]) -> Missing {
+    let mut m = Missing {
         apt: APT_PACKAGES
             .iter()
             .filter(|p| !installed(p))
             .map(|s| s.to_string())
             .collect(),
-        backports: BACKPORTS_PACKAGES
-            .iter()
-            .filter(|p| !installed(p))
-            .map(|s| s.to_string())
-            .collect(),
         venv: !vng_path(cache).is_file(),
+        ..Missing::default()
+    };
+    let enabled = foreign_arches();
+    for &arch in arches {
+        m.backports.extend(
+            backports_packages(arch)
+                .iter()
+                .filter(|p| !installed(p))
+                .map(|s| s.to_string()),
+        );
+        if let Some((dpkg_arch, pkgs)) = cross_packages(arch) {
+            if !enabled.iter().any(|a| a == dpkg_arch) {
+                m.dpkg_arches.push(dpkg_arch.to_string());
+            }
+            m.apt
+                .extend(pkgs.iter().filter(|p| !installed(p)).map(|s| s.to_string()));
+            if !rust_target_installed(arch.rust_target()) {
+                m.rust_targets.push(arch.rust_target().to_string());
+            }
+        }
     }
+    m
 }
 
 /// The commands that provision what is missing (shown when not root).
 pub fn commands(m: &Missing, cache: &Path) -> Vec<String> {
     let mut out = Vec::new();
+    for a in &m.dpkg_arches {
+        out.push(format!("dpkg --add-architecture {a}"));
+    }
     if !m.apt.is_empty() || !m.backports.is_empty() {
         out.push("apt-get update".to_string());
     }
@@ -88,6 +176,9 @@ pub fn commands(m: &Missing, cache: &Path) -> Vec<String> {
             "echo 'deb <the Debian mirror of your apt sources> bookworm-backports main' > {BACKPORTS_LIST} && apt-get update && apt-get install -y -t bookworm-backports {}",
             m.backports.join(" ")
         ));
+    }
+    if !m.rust_targets.is_empty() {
+        out.push(format!("rustup target add {}", m.rust_targets.join(" ")));
     }
     if m.venv {
         let venv = venv_dir(cache);
@@ -105,18 +196,36 @@ fn run(cmd: &mut Command, what: &str) -> Result<()> {
 }
 
 /// Installs whatever is missing. Progress goes through `note`.
-pub fn ensure(cache: &Path, note: &dyn Fn(&str)) -> Result<()> {
-    let m = check(cache);
+pub fn ensure(cache: &Path, arches: &[Arch], note: &dyn Fn(&str)) -> Result<()> {
+    let m = check(cache, arches);
     if m.is_empty() {
         return Ok(());
     }
-    if !nix::unistd::geteuid().is_root() {
+    if !m.rust_targets.is_empty() {
+        note(&format!("rustup target add {}", m.rust_targets.join(" ")));
+        run(
+            Command::new("rustup")
+                .args(["target", "add"])
+                .args(&m.rust_targets),
+            "rustup target add",
+        )?;
+    }
+    let needs_root =
+        !m.apt.is_empty() || !m.backports.is_empty() || !m.dpkg_arches.is_empty() || m.venv;
+    if needs_root && !nix::unistd::geteuid().is_root() {
         bail!(
             "missing host packages; as root run: {}",
             commands(&m, cache).join(" && ")
         );
     }
     let apt_env = [("DEBIAN_FRONTEND", "noninteractive")];
+    for a in &m.dpkg_arches {
+        note(&format!("dpkg --add-architecture {a}"));
+        run(
+            Command::new("dpkg").args(["--add-architecture", a]),
+            "dpkg --add-architecture",
+        )?;
+    }
     if !m.apt.is_empty() || !m.backports.is_empty() {
         if !m.backports.is_empty() && !Path::new(BACKPORTS_LIST).exists() {
             let mirror = apt::system_mirror()?;
@@ -171,7 +280,7 @@ pub fn ensure(cache: &Path, note: &dyn Fn(&str)) -> Result<()> {
             "pip install virtme-ng",
         )?;
     }
-    let left = check(cache);
+    let left = check(cache, arches);
     if !left.is_empty() {
         bail!("still missing after provisioning: {:?}", left);
     }
@@ -185,15 +294,19 @@ mod tests {
     #[test]
     fn commands_for_what_is_missing() {
         let m = Missing {
-            apt: vec!["clang".into()],
-            backports: vec![],
+            apt: vec!["clang".into(), "libelf-dev:arm64".into()],
+            dpkg_arches: vec!["arm64".into()],
+            rust_targets: vec!["aarch64-unknown-linux-gnu".into()],
             venv: true,
+            ..Missing::default()
         };
         let cmds = commands(&m, Path::new("/c"));
-        assert_eq!(cmds[0], "apt-get update");
-        assert_eq!(cmds[1], "apt-get install -y clang");
+        assert_eq!(cmds[0], "dpkg --add-architecture arm64");
+        assert_eq!(cmds[1], "apt-get update");
+        assert_eq!(cmds[2], "apt-get install -y clang libelf-dev:arm64");
+        assert_eq!(cmds[3], "rustup target add aarch64-unknown-linux-gnu");
         assert_eq!(
-            cmds[2],
+            cmds[4],
             "python3 -m venv /c/venv && /c/venv/bin/pip install virtme-ng==1.42"
         );
         assert!(commands(&Missing::default(), Path::new("/c")).is_empty());
