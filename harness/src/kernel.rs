@@ -114,9 +114,29 @@ fn run(cmd: &mut Command, what: &str) -> Result<String> {
     crate::cmd::run_checked(cmd, what, 3)
 }
 
+/// An exclusive lock on a cache entry, held until dropped: two harness
+/// processes sharing a cache never extract or update the same entry at once.
+pub struct CacheLock(#[allow(dead_code)] nix::fcntl::Flock<std::fs::File>);
+
+pub fn lock_entry(path: &Path) -> Result<CacheLock> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+        .map(CacheLock)
+        .map_err(|(_, e)| anyhow::anyhow!("locking {}: {e}", path.display()))
+}
+
 /// The private apt setup of a suite, its index refreshed when stale.
 pub fn index(cache: &Path, suite: &str, progress: &dyn Fn(&str)) -> Result<PrivateApt> {
     let apt = PrivateApt::new(cache, suite);
+    let _lock = lock_entry(&cache.join("apt").join(format!("{suite}.lock")))?;
     let mirror = apt::system_mirror()?;
     apt.write_config(&mirror)?;
     if !apt.index_fresh(INDEX_MAX_AGE) {
@@ -261,6 +281,7 @@ pub fn fetch(cache: &Path, locked: &LockEntry, progress: &dyn Fn(&str)) -> Resul
     let debs: Vec<PackageInfo> = locked.packages.iter().map(LockedPackage::info).collect();
     let key = format!("{}_{}_{}", main.package, main.version, main.architecture);
     let kdir = cache.join("kernels").join(&key);
+    let _lock = lock_entry(&cache.join("kernels").join(format!("{key}.lock")))?;
     let marker = kdir.join("kernel.json");
     if let Some(img) = std::fs::read(&marker)
         .ok()

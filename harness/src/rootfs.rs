@@ -16,7 +16,6 @@
 
 use std::path::{Component, Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -29,9 +28,6 @@ use crate::manifest::Arch;
 /// Version of the build procedure; part of every key, so a change to how
 /// roots are made never reuses a root made the old way.
 pub const FORMAT: u32 = 1;
-
-/// How long a fetched apt index is trusted before `apt-get update` again.
-const INDEX_MAX_AGE: Duration = Duration::from_secs(6 * 3600);
 
 /// The marker file next to a finished root.
 const MARKER: &str = "root.json";
@@ -281,22 +277,6 @@ fn arch_options(arch: Arch) -> [String; 2] {
     ["-o".into(), format!("APT::Architecture={}", arch.debian())]
 }
 
-/// Makes sure the private index of the suite is there and recent.
-fn ensure_index(apt: &PrivateApt, progress: &dyn Fn(&str)) -> Result<()> {
-    let mirror = apt::system_mirror()?;
-    apt.write_config(&mirror)?;
-    if !apt.index_fresh(INDEX_MAX_AGE) {
-        progress(&format!("apt-get update ({})", apt.suite));
-        run(
-            Command::new("apt-get")
-                .args(apt.options())
-                .args(["-q", "update"]),
-            &format!("apt-get update for {}", apt.suite),
-        )?;
-    }
-    Ok(())
-}
-
 /// Resolves the recipe to the exact packages to extract (sorted by name),
 /// each with the index entry it will be verified against.
 pub fn resolve(apt: &PrivateApt, recipe: &Recipe) -> Result<Vec<PackageInfo>> {
@@ -374,8 +354,7 @@ pub fn build(cache: &Path, recipe_path: &Path, progress: &dyn Fn(&str)) -> Resul
         .with_context(|| format!("reading {}", recipe_path.display()))?;
     let recipe = Recipe::parse(&text).with_context(|| recipe_path.display().to_string())?;
 
-    let apt = PrivateApt::new(cache, &recipe.suite);
-    ensure_index(&apt, progress)?;
+    let apt = kernel::index(cache, &recipe.suite, progress)?;
     let packages = resolve(&apt, &recipe)?;
     let key = root_key(&text, &packages);
     let want = RootMarker {
@@ -390,6 +369,7 @@ pub fn build(cache: &Path, recipe_path: &Path, progress: &dyn Fn(&str)) -> Resul
     let roots = cache.join("roots");
     let name = root_dir_name(&recipe, &key);
     let dir = roots.join(&name);
+    let _lock = kernel::lock_entry(&roots.join(format!("{name}.lock")))?;
     let finished = |want: RootMarker| {
         let root = dir.join("root");
         GuestRoot {
