@@ -78,6 +78,7 @@ pub fn choose(
         qemu_opts: None,
         root: None,
         busybox: None,
+        transport: boot::Transport::NineP,
         command: format!("echo ok > {PROBE_DIR}/ok"),
     };
     let res = boot::run(

@@ -82,6 +82,10 @@ struct MatrixArgs {
     /// One cell's deadlines (boot and run), e.g. `sid/arm64=600`; repeatable.
     #[arg(long, value_name = "CELL=SECS")]
     cell_timeout: Vec<String>,
+    /// How roots and results reach the guests: virtio-fs (falls back to 9p
+    /// per cell when a kernel cannot mount it) or 9p only (no `cloud` kernels).
+    #[arg(long, value_enum, default_value = "virtiofs")]
+    transport: TransportArg,
     /// Re-resolve the selected kernels before running (rolling suites move).
     #[arg(long)]
     relock: bool,
@@ -91,6 +95,13 @@ struct MatrixArgs {
     /// The modules directory of --kernel-image (`.../lib/modules/<release>`).
     #[arg(long, value_name = "DIR", requires = "kernel_image")]
     kernel_modules: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum TransportArg {
+    Virtiofs,
+    #[value(name = "9p")]
+    NineP,
 }
 
 #[derive(Debug, clap::Args)]
@@ -420,9 +431,13 @@ fn matrix_cmd(args: MatrixArgs) -> Result<ExitCode> {
         cells,
         accel: choice.accel,
         report_dir: args.report.clone(),
-        cache,
+        cache: cache.clone(),
         vng,
         jobs: args.jobs.unwrap_or_else(default_jobs),
+        virtiofsd_dir: match args.transport {
+            TransportArg::Virtiofs => Some(setup::virtiofsd_dir(&cache)),
+            TransportArg::NineP => None,
+        },
         prefetched,
     };
     note(&format!(

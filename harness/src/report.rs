@@ -209,6 +209,7 @@ mod tests {
             kernel: Some("1.0-1".into()),
             release: Some("1.0".into()),
             accel: Accel::Tcg,
+            transport: Some("virtio-fs".into()),
             status,
             symbol: Some("do_unlinkat".into()),
             ret_width_bits: Some(32),

@@ -23,7 +23,12 @@ pub const APT_PACKAGES: &[&str] = &[
     "busybox-static",
     "python3-venv",
     "file",
+    // virtiofsd's build dependencies (bookworm has no virtiofsd package).
+    "libseccomp-dev",
+    "libcap-ng-dev",
 ];
+/// virtiofsd from crates.io, built into the cache (`cargo install`).
+pub const VIRTIOFSD: &str = "virtiofsd@1.14.0";
 /// Packages taken from bookworm-backports (QEMU 10, matching the qemu-utils these machines have).
 pub fn backports_packages(arch: Arch) -> &'static [&'static str] {
     match arch {
@@ -70,6 +75,7 @@ pub struct Missing {
     /// rustup targets to add.
     pub rust_targets: Vec<String>,
     pub venv: bool,
+    pub virtiofsd: bool,
 }
 
 impl Missing {
@@ -79,6 +85,7 @@ impl Missing {
             && self.dpkg_arches.is_empty()
             && self.rust_targets.is_empty()
             && !self.venv
+            && !self.virtiofsd
     }
 }
 
@@ -119,6 +126,16 @@ pub fn venv_dir(cache: &Path) -> PathBuf {
     cache.join("venv")
 }
 
+/// Where `cargo install` puts virtiofsd.
+pub fn tools_dir(cache: &Path) -> PathBuf {
+    cache.join("tools")
+}
+
+/// The directory holding the virtiofsd the guests use.
+pub fn virtiofsd_dir(cache: &Path) -> PathBuf {
+    tools_dir(cache).join("bin")
+}
+
 /// The vng to run: `$UNLINK_HARNESS_VNG`, else the harness's venv.
 pub fn vng_path(cache: &Path) -> PathBuf {
     std::env::var_os("UNLINK_HARNESS_VNG")
@@ -135,6 +152,7 @@ pub fn check(cache: &Path, arches: &[Arch]) -> Missing {
             .map(|s| s.to_string())
             .collect(),
         venv: !vng_path(cache).is_file(),
+        virtiofsd: !virtiofsd_dir(cache).join("virtiofsd").is_file(),
         ..Missing::default()
     };
     let enabled = foreign_arches();
@@ -179,6 +197,12 @@ pub fn commands(m: &Missing, cache: &Path) -> Vec<String> {
     }
     if !m.rust_targets.is_empty() {
         out.push(format!("rustup target add {}", m.rust_targets.join(" ")));
+    }
+    if m.virtiofsd {
+        out.push(format!(
+            "cargo install --locked --root {} {VIRTIOFSD}",
+            tools_dir(cache).display()
+        ));
     }
     if m.venv {
         let venv = venv_dir(cache);
@@ -280,6 +304,19 @@ pub fn ensure(cache: &Path, arches: &[Arch], note: &dyn Fn(&str)) -> Result<()> 
             "pip install virtme-ng",
         )?;
     }
+    if m.virtiofsd {
+        note(&format!(
+            "cargo install {VIRTIOFSD} (virtio-fs for the guests)"
+        ));
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        run(
+            Command::new(cargo)
+                .args(["install", "--locked", "--quiet", "--root"])
+                .arg(tools_dir(cache))
+                .arg(VIRTIOFSD),
+            "cargo install virtiofsd",
+        )?;
+    }
     let left = check(cache, arches);
     if !left.is_empty() {
         bail!("still missing after provisioning: {:?}", left);
@@ -298,6 +335,7 @@ mod tests {
             dpkg_arches: vec!["arm64".into()],
             rust_targets: vec!["aarch64-unknown-linux-gnu".into()],
             venv: true,
+            virtiofsd: true,
             ..Missing::default()
         };
         let cmds = commands(&m, Path::new("/c"));
@@ -307,6 +345,10 @@ mod tests {
         assert_eq!(cmds[3], "rustup target add aarch64-unknown-linux-gnu");
         assert_eq!(
             cmds[4],
+            "cargo install --locked --root /c/tools virtiofsd@1.14.0"
+        );
+        assert_eq!(
+            cmds[5],
             "python3 -m venv /c/venv && /c/venv/bin/pip install virtme-ng==1.42"
         );
         assert!(commands(&Missing::default(), Path::new("/c")).is_empty());
