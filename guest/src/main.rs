@@ -1,86 +1,169 @@
-//! `unlink-guest`: runs inside a test guest. Starts the tracer, waits until
-//! it is attached, drives a workload in a guest-local tmpfs, stops the
+//! `unlink-guest`: runs inside a test guest. For each scenario it starts the
+//! tracer (and, where the scenario has one, the kernel's own kprobe tracer
+//! as an oracle), waits until it is attached, runs the scenario's workload
+//! (system calls made here, in Rust, on a guest-local tmpfs), stops the
 //! tracer and writes everything to the shared results directory:
 //!
-//! - `trace.out`      the tracer's stdout (JSON lines, or trace_pipe lines in printk mode)
-//! - `tracer.err`     the tracer's stderr (its last line is the JSON summary)
-//! - `workload.json`  each step with its pid and exit status
-//! - `result.json`    the agent's own verdict, written last
+//! - `OUT/NAME/trace.out`     the tracer's stdout (JSON lines; printk lines in printk mode)
+//! - `OUT/NAME/tracer.err`    the tracer's stderr (its last line is the JSON summary)
+//! - `OUT/NAME/workload.json` each call with its thread and result
+//! - `OUT/NAME/oracle.txt`    the tracefs oracle's trace, where there is one
+//! - `OUT/NAME/result.json`   the agent's own verdict, written last
 //!
-//! The host reads these files; nothing here prints to the console except
-//! a final marker line, so the console log stays a kernel log.
+//! Load scenarios (storm, contention) count the tracer's events as they
+//! stream instead of storing them. Nothing here prints to the console but
+//! one marker line per scenario, so the console log stays a kernel log.
+
+mod oracle;
+mod workload;
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use serde::Serialize;
+use unlink_schema::{RunOutcome, Step};
 
 #[derive(Debug, Parser)]
 #[command(name = "unlink-guest")]
 struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Run scenarios, each with its own tracer run; results go to OUT/NAME/.
+    Run(RunArgs),
+    /// One unlink as the current (dropped) user; its step as JSON on stdout.
+    AsUser {
+        #[arg(long)]
+        unlink: String,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
     /// The unlink-tracer binary to run.
     #[arg(long)]
     tracer: PathBuf,
     /// Shared directory for results.
     #[arg(long)]
     out: PathBuf,
-    /// A run as NAME=MODE (mode: kprobe, fentry, printk); results go to OUT/NAME/.
-    /// Runs happen in the order given, in one boot.
-    #[arg(long = "run", value_parser = parse_run, required = true)]
-    runs: Vec<(String, String)>,
+    /// Scenarios in the order to run them (see SCENARIOS).
+    #[arg(long = "scenario", required = true, value_parser = parse_scenario)]
+    scenarios: Vec<&'static Scenario>,
     /// Seconds to wait for the tracer to attach.
     #[arg(long, default_value_t = 120)]
     attach_timeout: u64,
+    #[arg(long, default_value_t = 4)]
+    storm_threads: u32,
+    #[arg(long, default_value_t = 25_000)]
+    storm_calls: u32,
+    #[arg(long, default_value_t = 8)]
+    contention_threads: u32,
+    #[arg(long, default_value_t = 250)]
+    contention_calls: u32,
 }
 
-#[derive(Debug, Serialize)]
-struct Step {
-    argv: Vec<String>,
-    pid: u32,
-    exit_code: Option<i32>,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Work {
+    Tutorial,
+    Errors,
+    Names,
+    /// Tutorial, then errors, in one tracer run.
+    TutorialErrors,
+    Storm,
+    Contention,
 }
 
-#[derive(Debug, Serialize)]
-struct Outcome {
-    ok: bool,
-    error: Option<String>,
-    kernel_release: String,
-    mode: String,
-    attach_s: f64,
-    workload_s: f64,
-    tracer_exit_code: Option<i32>,
+#[derive(Debug)]
+struct Scenario {
+    name: &'static str,
+    mode: &'static str,
+    work: Work,
+    oracle: bool,
 }
 
-/// Where the workload runs: a fresh tmpfs, never the shared directory.
-const WORKDIR: &str = "/run/unlink-work";
-
-/// The tutorial workload, then an unlink of a file that does not exist.
-const TUTORIAL: &[&[&str]] = &[
-    &["touch", "test1"],
-    &["rm", "test1"],
-    &["touch", "test2"],
-    &["rm", "test2"],
-    &["rm", "missing"],
+const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        name: "tutorial",
+        mode: "kprobe",
+        work: Work::Tutorial,
+        oracle: true,
+    },
+    Scenario {
+        name: "errors",
+        mode: "kprobe",
+        work: Work::Errors,
+        oracle: true,
+    },
+    Scenario {
+        name: "names",
+        mode: "kprobe",
+        work: Work::Names,
+        oracle: false,
+    },
+    Scenario {
+        name: "printk",
+        mode: "printk",
+        work: Work::Tutorial,
+        oracle: false,
+    },
+    Scenario {
+        name: "fentry",
+        mode: "fentry",
+        work: Work::TutorialErrors,
+        oracle: false,
+    },
+    Scenario {
+        name: "storm",
+        mode: "kprobe",
+        work: Work::Storm,
+        oracle: false,
+    },
+    Scenario {
+        name: "contention",
+        mode: "kprobe",
+        work: Work::Contention,
+        oracle: false,
+    },
 ];
 
-fn parse_run(s: &str) -> Result<(String, String), String> {
-    let (name, mode) = s
-        .split_once('=')
-        .ok_or_else(|| format!("`{s}`: expected NAME=MODE"))?;
-    if name.is_empty() || name.contains('/') {
-        return Err(format!("`{name}`: not a usable run name"));
-    }
-    Ok((name.to_string(), mode.to_string()))
+fn parse_scenario(s: &str) -> Result<&'static Scenario, String> {
+    SCENARIOS.iter().find(|sc| sc.name == s).ok_or_else(|| {
+        format!(
+            "unknown scenario `{s}`; known: {}",
+            SCENARIOS
+                .iter()
+                .map(|s| s.name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })
 }
+
+/// Where the workloads run: a fresh tmpfs, never the shared directory.
+const WORKDIR: &str = "/run/unlink-work";
 
 fn main() {
     let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::AsUser { unlink } => {
+            if let Err(e) = workload::as_user_main(&unlink) {
+                eprintln!("unlink-guest: {e:#}");
+                std::process::exit(1);
+            }
+        }
+        Cmd::Run(args) => run_all(&args),
+    }
+}
+
+fn run_all(args: &RunArgs) {
     let release = nix::sys::utsname::uname()
         .map(|u| u.release().to_string_lossy().into_owned())
         .unwrap_or_default();
@@ -88,21 +171,24 @@ fn main() {
     println!("UNLINK-GUEST: start {release}");
     let prepared = prepare_workdir();
     let mut all_ok = true;
-    for (name, mode) in &cli.runs {
-        let out = cli.out.join(name);
-        let mut outcome = Outcome {
+    for sc in &args.scenarios {
+        let out = args.out.join(sc.name);
+        let mut outcome = RunOutcome {
             ok: false,
             error: None,
             kernel_release: release.clone(),
-            mode: mode.clone(),
+            scenario: sc.name.to_string(),
+            mode: sc.mode.to_string(),
             attach_s: 0.0,
             workload_s: 0.0,
             tracer_exit_code: None,
+            oracle: false,
+            load: None,
         };
         let result = match &prepared {
             Ok(()) => fs::create_dir_all(&out)
                 .context("creating the run directory")
-                .and_then(|()| run(&cli, mode, &out, &mut outcome)),
+                .and_then(|()| run(args, sc, &out, &mut outcome)),
             Err(e) => Err(anyhow::anyhow!("{e:#}")),
         };
         match result {
@@ -114,30 +200,60 @@ fn main() {
             .and_then(|b| fs::write(out.join("result.json"), b).map_err(Into::into));
         // One marker line per run on the console, for the host's log reader.
         match (&outcome.error, written) {
-            (None, Ok(())) => println!("UNLINK-GUEST: {name} OK"),
-            (Some(e), _) => println!("UNLINK-GUEST: {name} FAIL {e}"),
-            (None, Err(e)) => println!("UNLINK-GUEST: {name} FAIL writing result.json: {e:#}"),
+            (None, Ok(())) => println!("UNLINK-GUEST: {} OK", sc.name),
+            (Some(e), _) => println!("UNLINK-GUEST: {} FAIL {e}", sc.name),
+            (None, Err(e)) => {
+                println!("UNLINK-GUEST: {} FAIL writing result.json: {e:#}", sc.name)
+            }
         }
         all_ok &= outcome.ok;
     }
-    let _ = fs::write(cli.out.join("done"), if all_ok { "ok\n" } else { "fail\n" });
+    let _ = fs::write(
+        args.out.join("done"),
+        if all_ok { "ok\n" } else { "fail\n" },
+    );
 }
 
-fn run(cli: &Cli, mode: &str, out_dir: &Path, outcome: &mut Outcome) -> Result<()> {
+fn run(args: &RunArgs, sc: &Scenario, out_dir: &Path, outcome: &mut RunOutcome) -> Result<()> {
+    let work = Path::new(WORKDIR).join(sc.name);
+    fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
+    std::env::set_current_dir(&work).with_context(|| format!("entering {}", work.display()))?;
+    if sc.work == Work::Contention {
+        workload::contention_setup(args.contention_threads, args.contention_calls)?;
+    }
+    let counting = matches!(sc.work, Work::Storm | Work::Contention);
+
+    // Removed before the oracle starts: the agent's own unlink of it is no
+    // part of any workload.
     let ready = out_dir.join("ready");
     let _ = fs::remove_file(&ready);
-    let stdout = File::create(out_dir.join("trace.out")).context("creating trace.out")?;
+    let oracle = if sc.oracle {
+        Some(oracle::Oracle::start(&oracle::symbol()?)?)
+    } else {
+        None
+    };
     let stderr = File::create(out_dir.join("tracer.err")).context("creating tracer.err")?;
+    let stdout = File::create(out_dir.join("trace.out")).context("creating trace.out")?;
     let start = Instant::now();
-    let mut tracer = Command::new(&cli.tracer)
-        .args(["--json", "--mode", mode, "--ready-file"])
-        .arg(&ready)
+    let mut tracer = Command::new(&args.tracer);
+    tracer
+        .args(["--json", "--mode", sc.mode, "--ready-file"])
+        .arg(&ready);
+    if counting {
+        // Only this process, counted but not printed: the kernel-side
+        // counters are then the workload's alone.
+        tracer
+            .arg("--quiet")
+            .arg("--pid")
+            .arg(std::process::id().to_string());
+    }
+    let mut tracer = tracer
         .stdout(stdout)
         .stderr(stderr)
         .spawn()
-        .with_context(|| format!("starting {}", cli.tracer.display()))?;
+        .with_context(|| format!("starting {}", args.tracer.display()))?;
 
-    let deadline = start + Duration::from_secs(cli.attach_timeout);
+    let deadline = start + Duration::from_secs(args.attach_timeout);
     while !ready.exists() {
         if let Some(status) = tracer.try_wait()? {
             outcome.tracer_exit_code = status.code();
@@ -145,19 +261,42 @@ fn run(cli: &Cli, mode: &str, out_dir: &Path, outcome: &mut Outcome) -> Result<(
         }
         if Instant::now() > deadline {
             stop(&mut tracer)?;
-            bail!("the tracer did not attach within {}s", cli.attach_timeout);
+            bail!("the tracer did not attach within {}s", args.attach_timeout);
         }
         std::thread::sleep(Duration::from_millis(20));
     }
     outcome.attach_s = start.elapsed().as_secs_f64();
 
     let work_start = Instant::now();
-    let steps = run_workload(TUTORIAL);
+    let steps: Result<Vec<Step>> = match sc.work {
+        Work::Tutorial => workload::tutorial(),
+        Work::Errors => workload::errors(&agent_path()?),
+        Work::Names => workload::names(),
+        Work::TutorialErrors => workload::tutorial().and_then(|mut t| {
+            t.extend(workload::errors(&agent_path()?)?);
+            Ok(t)
+        }),
+        Work::Storm => {
+            outcome.load = Some(workload::storm(args.storm_threads, args.storm_calls));
+            Ok(Vec::new())
+        }
+        Work::Contention => {
+            outcome.load = Some(workload::contention(
+                args.contention_threads,
+                args.contention_calls,
+            ));
+            Ok(Vec::new())
+        }
+    };
     outcome.workload_s = work_start.elapsed().as_secs_f64();
     // Let the last events (and trace_pipe lines) reach the tracer.
     std::thread::sleep(Duration::from_millis(500));
     let code = stop(&mut tracer)?;
     outcome.tracer_exit_code = code;
+    if let Some(o) = oracle {
+        fs::write(out_dir.join("oracle.txt"), o.finish()?).context("writing oracle.txt")?;
+        outcome.oracle = true;
+    }
     let steps = steps?;
     fs::write(
         out_dir.join("workload.json"),
@@ -170,6 +309,10 @@ fn run(cli: &Cli, mode: &str, out_dir: &Path, outcome: &mut Outcome) -> Result<(
     Ok(())
 }
 
+fn agent_path() -> Result<PathBuf> {
+    std::env::current_exe().context("finding the agent's own binary")
+}
+
 fn prepare_workdir() -> Result<()> {
     let dir = Path::new(WORKDIR);
     fs::create_dir_all(dir).with_context(|| format!("creating {WORKDIR}"))?;
@@ -178,32 +321,10 @@ fn prepare_workdir() -> Result<()> {
         dir,
         Some("tmpfs"),
         nix::mount::MsFlags::empty(),
-        Some("size=64m"),
+        Some("size=64m,mode=0755"),
     )
     .with_context(|| format!("mounting a tmpfs on {WORKDIR}"))?;
     Ok(())
-}
-
-fn run_workload(steps: &[&[&str]]) -> Result<Vec<Step>> {
-    let mut done = Vec::new();
-    for argv in steps {
-        let child = Command::new(argv[0])
-            .args(&argv[1..])
-            .current_dir(WORKDIR)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .with_context(|| format!("starting {argv:?}"))?;
-        let pid = child.id();
-        let out = child.wait_with_output()?;
-        done.push(Step {
-            argv: argv.iter().map(|s| s.to_string()).collect(),
-            pid,
-            exit_code: out.status.code(),
-        });
-    }
-    Ok(done)
 }
 
 /// SIGINT, then wait up to 30 s, then SIGKILL.
@@ -221,5 +342,21 @@ fn stop(child: &mut Child) -> Result<Option<i32>> {
             return Ok(status.code());
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scenarios_by_name() {
+        assert_eq!(parse_scenario("storm").map(|s| s.mode), Ok("kprobe"));
+        assert_eq!(parse_scenario("fentry").map(|s| s.mode), Ok("fentry"));
+        let e = parse_scenario("nope").unwrap_err();
+        assert!(
+            e.contains("tutorial, errors, names, printk, fentry, storm, contention"),
+            "{e}"
+        );
     }
 }

@@ -16,6 +16,82 @@ pub fn snapshot_dir() -> PathBuf {
     repo_root().join("harness").join("snapshots")
 }
 
+/// The snapshot names that can hold a scenario's reviewed trace for a
+/// cell, most specific first: `errors@sid-arm64`, `errors@sid`,
+/// `errors@arm64`, `errors`. A variant exists only where a kernel's trace
+/// really differs.
+pub fn snapshot_candidates(scenario: &str, alias: &str, arch: &str) -> [String; 4] {
+    [
+        format!("{scenario}@{alias}-{arch}"),
+        format!("{scenario}@{alias}"),
+        format!("{scenario}@{arch}"),
+        scenario.to_string(),
+    ]
+}
+
+/// The snapshot a cell's scenario is checked against: the most specific
+/// that exists, else the generic name (reported missing).
+pub fn snapshot_for(dir: &Path, scenario: &str, alias: &str, arch: &str) -> String {
+    let c = snapshot_candidates(scenario, alias, arch);
+    c.iter()
+        .find(|n| dir.join(format!("{n}.snap")).is_file())
+        .cloned()
+        .unwrap_or_else(|| scenario.to_string())
+}
+
+/// One record of the tracefs oracle: an entry (thread, dfd, name) or a
+/// return (thread, ret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OracleLine {
+    Entry { tid: u32, name: String },
+    Exit { tid: u32, ret: i64 },
+}
+
+/// Parses a line of the oracle instance's `trace` (`task-TID [cpu] flags
+/// ts: entry: (fn+0x0/0x..) dfd=-100 name="x"`).
+pub fn parse_oracle(line: &str) -> Option<OracleLine> {
+    if line.starts_with('#') {
+        return None;
+    }
+    let cpu = line.find(" [")?;
+    let task = line[..cpu].trim();
+    let tid = task.rsplit_once('-')?.1.parse().ok()?;
+    let rest = &line[cpu..];
+    if let Some(i) = rest.find(" entry: ") {
+        let args = &rest[i..];
+        let name = args.split_once(" name=\"")?.1;
+        let name = name.strip_suffix('"').unwrap_or(name);
+        return Some(OracleLine::Entry {
+            tid,
+            name: name.to_string(),
+        });
+    }
+    if let Some(i) = rest.find(" exit: ") {
+        let ret = rest[i..].rsplit_once(" ret=")?.1.trim().parse().ok()?;
+        return Some(OracleLine::Exit { tid, ret });
+    }
+    None
+}
+
+/// The oracle's calls, (tid, name, ret), entries joined with the next
+/// return of the same thread.
+pub fn oracle_calls(text: &str) -> Vec<(u32, String, i64)> {
+    let mut open: Vec<(u32, String)> = Vec::new();
+    let mut out = Vec::new();
+    for l in text.lines().filter_map(parse_oracle) {
+        match l {
+            OracleLine::Entry { tid, name } => open.push((tid, name)),
+            OracleLine::Exit { tid, ret } => {
+                if let Some(i) = open.iter().rposition(|(t, _)| *t == tid) {
+                    let (t, name) = open.remove(i);
+                    out.push((t, name, ret));
+                }
+            }
+        }
+    }
+    out
+}
+
 /// The body of an insta `.snap` file (the text after its metadata header).
 pub fn snapshot_body(file_text: &str) -> Option<&str> {
     let rest = file_text.strip_prefix("---\n")?;
@@ -147,6 +223,41 @@ mod tests {
                 expected: "<end>".into(),
                 actual: "extra".into()
             }
+        );
+    }
+
+    #[test]
+    fn snapshot_names() {
+        assert_eq!(
+            snapshot_candidates("errors", "sid", "arm64"),
+            ["errors@sid-arm64", "errors@sid", "errors@arm64", "errors"]
+        );
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("errors@sid.snap"), "").unwrap();
+        assert_eq!(
+            snapshot_for(dir.path(), "errors", "sid", "arm64"),
+            "errors@sid"
+        );
+        assert_eq!(
+            snapshot_for(dir.path(), "errors", "bookworm", "arm64"),
+            "errors"
+        );
+    }
+
+    #[test]
+    fn oracle_lines() {
+        let text = "# tracer: nop\n\
+            unlink-guest-231 [001] ..... 12.5: entry: (do_unlinkat+0x0/0x2a0) dfd=-100 name=\"test1\"\n\
+            unlink-guest-231 [001] ..... 12.6: exit: (__x64_sys_unlink+0x1e/0x30 <- do_unlinkat) ret=0\n\
+            kworker/u4:1-40 [000] ..... 12.7: entry: (do_unlinkat+0x0/0x2a0) dfd=-100 name=\"a b\"\n\
+            kworker/u4:1-40 [000] ..... 12.8: exit: (x <- do_unlinkat) ret=-2\n";
+        assert_eq!(
+            parse_oracle("unlink-guest-231 [001] ..... 12.6: exit: (x <- do_unlinkat) ret=-13"),
+            Some(OracleLine::Exit { tid: 231, ret: -13 })
+        );
+        assert_eq!(
+            oracle_calls(text),
+            [(231, "test1".to_string(), 0), (40, "a b".to_string(), -2)]
         );
     }
 

@@ -13,6 +13,7 @@ pub mod apt;
 pub mod boot;
 pub mod check;
 pub mod cmd;
+pub mod gate;
 pub mod image;
 pub mod kernel;
 pub mod lock;

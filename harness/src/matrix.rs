@@ -12,12 +12,11 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::boot::{self, Accel, BootEnd, BootSpec, Deadlines};
-use crate::check::{self, PrintkLine, SnapshotCheck};
+use crate::gate;
 use crate::image::GuestBinaries;
 use crate::kernel::{self, KernelImage};
 use crate::lock::LockEntry;
 use crate::manifest::Arch;
-use crate::normalise::{self, Step, TracerSummary};
 use crate::rootfs::{self, GuestRoot};
 
 /// One cell of the matrix.
@@ -107,6 +106,11 @@ pub struct CellResult {
     pub total_s: f64,
     /// Workload events seen in the tutorial scenario.
     pub events: Option<usize>,
+    /// Returns missed in the contention scenario (kernel-reported from 6.7,
+    /// else entries minus returns).
+    pub missed_returns: Option<u64>,
+    /// The snapshot each snapshotted scenario was checked against.
+    pub snapshots: std::collections::BTreeMap<String, String>,
     pub scenarios: Vec<ScenarioResult>,
     pub error: Option<String>,
     /// Cell directory inside the report dir (console log, raw guest output).
@@ -154,13 +158,6 @@ pub struct Plan {
     /// Kernels already fetched (the one the KVM probe booted): not fetched again.
     pub prefetched: Vec<KernelImage>,
 }
-
-/// The runs the guest agent makes in one boot: (name, tracer mode).
-pub const GUEST_RUNS: &[(&str, &str)] = &[
-    ("tutorial", "kprobe"),
-    ("printk", "printk"),
-    ("fentry", "fentry"),
-];
 
 /// Guest roots built during a run, one per recipe (built once, shared).
 type Roots = Mutex<HashMap<PathBuf, std::result::Result<GuestRoot, String>>>;
@@ -238,6 +235,8 @@ fn run_cell(
         run_s: None,
         total_s: 0.0,
         events: None,
+        missed_returns: None,
+        snapshots: Default::default(),
         scenarios: Vec::new(),
         error: None,
         dir: dir.clone(),
@@ -335,12 +334,12 @@ fn boot_and_check(
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let bins = stage_binaries(&image.binaries, &out)?;
     let mut command = format!(
-        "{} --tracer {} --out {GUEST_OUT}",
+        "{} run --tracer {} --out {GUEST_OUT}",
         bins.agent.display(),
         bins.tracer.display(),
     );
-    for (name, mode) in GUEST_RUNS {
-        command.push_str(&format!(" --run {name}={mode}"));
+    for name in gate::SCENARIOS {
+        command.push_str(&format!(" --scenario {name}"));
     }
     let spec = BootSpec {
         vng: plan.vng.clone(),
@@ -448,11 +447,14 @@ fn boot_and_check(
         cell: id.clone(),
         stage: Stage::Checking,
     });
-    let tutorial = check_tutorial(&out.join("tutorial"), r);
-    r.scenarios.push(tutorial);
-    r.scenarios.push(check_printk(&out.join("printk")));
-    r.scenarios
-        .push(check_fentry(&out.join("fentry"), fentry_expectation(img)));
+    let release = r.release.clone().unwrap_or_else(|| img.release.clone());
+    let (scenarios, facts) = gate::gate(&out, img, &id.alias, id.arch.name(), &release);
+    r.scenarios = scenarios;
+    r.symbol = facts.symbol;
+    r.ret_width_bits = facts.ret_width_bits;
+    r.events = facts.events;
+    r.missed_returns = facts.missed_returns;
+    r.snapshots = facts.snapshots.into_iter().collect();
     let failed: Vec<String> = r
         .scenarios
         .iter()
@@ -488,182 +490,4 @@ pub fn named_failure(detail: &str) -> String {
         Some((_, kind)) => format!("{kind}: {detail}"),
         None => detail.to_string(),
     }
-}
-
-/// What the kernel says about fentry/fexit, from its config: BPF
-/// trampolines attach to kernel functions only with ftrace direct calls.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FentryExpectation {
-    Available,
-    Unavailable,
-    /// No config to read (a custom image): fentry must work.
-    Unknown,
-}
-
-pub const DIRECT_CALLS: &str = "CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS";
-
-pub fn fentry_expectation(img: &KernelImage) -> FentryExpectation {
-    match img.config_enabled(DIRECT_CALLS) {
-        Some(true) => FentryExpectation::Available,
-        Some(false) => FentryExpectation::Unavailable,
-        None => FentryExpectation::Unknown,
-    }
-}
-
-#[derive(Debug, Deserialize)]
-struct AgentOutcome {
-    ok: bool,
-    error: Option<String>,
-}
-
-/// Reads what the agent wrote for one run; Err names what is missing or failed.
-fn read_run(dir: &Path) -> Result<(Vec<Step>, String, String)> {
-    let outcome: AgentOutcome = serde_json::from_slice(
-        &std::fs::read(dir.join("result.json"))
-            .with_context(|| format!("no {}/result.json", dir.display()))?,
-    )
-    .context("result.json")?;
-    let stderr = std::fs::read_to_string(dir.join("tracer.err")).unwrap_or_default();
-    if !outcome.ok {
-        let tracer_said = stderr
-            .lines()
-            .rev()
-            .find(|l| l.starts_with("unlink-tracer:"))
-            .unwrap_or("");
-        anyhow::bail!("{} {}", outcome.error.unwrap_or_default(), tracer_said);
-    }
-    let steps: Vec<Step> = serde_json::from_slice(&std::fs::read(dir.join("workload.json"))?)
-        .context("workload.json")?;
-    let trace = std::fs::read_to_string(dir.join("trace.out")).context("trace.out")?;
-    Ok((steps, trace, stderr))
-}
-
-fn scenario(name: &str, result: Result<String>) -> ScenarioResult {
-    match result {
-        Ok(detail) => ScenarioResult {
-            name: name.into(),
-            status: Status::Pass,
-            detail,
-        },
-        Err(e) => ScenarioResult {
-            name: name.into(),
-            status: Status::Fail,
-            detail: format!("{e:#}"),
-        },
-    }
-}
-
-/// The normalised trace of the tutorial run, as the snapshot sees it.
-pub fn tutorial_trace(dir: &Path) -> Result<(normalise::Normalised, TracerSummary)> {
-    let (steps, trace, stderr) = read_run(dir)?;
-    let events = normalise::parse_events(&trace)?;
-    let summary = normalise::parse_summary(&stderr).context("the tracer wrote no JSON summary")?;
-    Ok((normalise::normalise(&steps, &events, &summary), summary))
-}
-
-/// Keeps a kprobe/fentry run's normalised text beside its raw output and
-/// gates it on the reviewed tutorial snapshot and on nothing lost in decoding.
-fn gate_on_tutorial_snapshot(
-    dir: &Path,
-    n: &normalise::Normalised,
-    summary: &TracerSummary,
-) -> Result<()> {
-    std::fs::write(dir.join("normalised.txt"), &n.text)?;
-    anyhow::ensure!(
-        summary.counters.decode_errors == 0,
-        "{} ring buffer records did not decode",
-        summary.counters.decode_errors
-    );
-    match check::check_snapshot(&check::snapshot_dir(), "tutorial", &n.text)? {
-        SnapshotCheck::Match => Ok(()),
-        other => anyhow::bail!("snapshot {other}"),
-    }
-}
-
-fn check_tutorial(dir: &Path, r: &mut CellResult) -> ScenarioResult {
-    scenario(
-        "tutorial",
-        (|| {
-            let (n, summary) = tutorial_trace(dir)?;
-            r.symbol = Some(summary.symbol.clone());
-            r.ret_width_bits = Some(summary.ret_width_bits);
-            r.events = Some(n.events);
-            gate_on_tutorial_snapshot(dir, &n, &summary)?;
-            Ok(format!(
-                "snapshot matches: {} events, {} background, dropped {}, unpaired {}",
-                n.events, n.background, summary.counters.dropped, summary.counters.unpaired_returns
-            ))
-        })(),
-    )
-}
-
-/// fentry/fexit mode must produce the same normalised trace as kprobe
-/// mode. Where the kernel's config rules trampolines out, the tracer's
-/// refusal is an expected limitation; anywhere else it is a failure.
-fn check_fentry(dir: &Path, expect: FentryExpectation) -> ScenarioResult {
-    let result = scenario(
-        "fentry",
-        (|| {
-            let (n, summary) = tutorial_trace(dir)?;
-            gate_on_tutorial_snapshot(dir, &n, &summary)?;
-            Ok(format!(
-                "same trace as kprobe mode (tutorial snapshot): {} events, dropped {}",
-                n.events, summary.counters.dropped
-            ))
-        })(),
-    );
-    if result.status == Status::Fail
-        && expect == FentryExpectation::Unavailable
-        && result.detail.contains("fentry/fexit is not available")
-    {
-        return ScenarioResult {
-            name: result.name,
-            status: Status::ExpectedLimitation,
-            detail: format!(
-                "the kernel is built without {DIRECT_CALLS}, so BPF trampolines cannot attach; the tracer refused as it should: {}",
-                result.detail
-            ),
-        };
-    }
-    result
-}
-
-/// The tutorial's printk lines for the workload's rm steps, with the right ret.
-pub fn check_printk(dir: &Path) -> ScenarioResult {
-    scenario(
-        "printk",
-        (|| {
-            let (steps, trace, _) = read_run(dir)?;
-            let lines: Vec<PrintkLine> = trace.lines().filter_map(check::parse_printk).collect();
-            let mut checked = 0;
-            for s in steps.iter().filter(|s| s.argv[0] == "rm") {
-                let name = &s.argv[1];
-                let want_ret = if s.exit_code == Some(0) { 0 } else { -2 };
-                let entry = PrintkLine::Entry {
-                    pid: s.pid,
-                    filename: name.clone(),
-                };
-                let exit = PrintkLine::Exit {
-                    pid: s.pid,
-                    ret: want_ret,
-                };
-                anyhow::ensure!(
-                    lines.contains(&entry),
-                    "no `KPROBE ENTRY pid = {}, filename = {name}` line",
-                    s.pid
-                );
-                anyhow::ensure!(
-                lines.contains(&exit),
-                "no `KPROBE EXIT: pid = {}, ret = {want_ret}` line (rm {name}); exits seen for that pid: {:?}",
-                s.pid,
-                lines.iter().filter(|l| matches!(l, PrintkLine::Exit { pid, .. } if *pid == s.pid)).collect::<Vec<_>>()
-            );
-                checked += 1;
-            }
-            anyhow::ensure!(checked > 0, "the workload ran no rm");
-            Ok(format!(
-                "{checked} entry/exit line pairs found in trace_pipe with the expected ret"
-            ))
-        })(),
-    )
 }

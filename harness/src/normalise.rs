@@ -7,16 +7,8 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Context, Result};
-use serde::{Deserialize, Serialize};
 
-/// One workload step as the guest agent recorded it.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
-pub struct Step {
-    pub argv: Vec<String>,
-    pub pid: u32,
-    pub exit_code: Option<i32>,
-}
-
+pub use unlink_schema::Step;
 pub use unlink_schema::{JsonEvent as TraceEvent, Summary as TracerSummary};
 
 /// Parses JSON lines; a line that does not parse is an error naming it.
@@ -46,14 +38,6 @@ impl Pids {
     }
 }
 
-fn dfd_text(dfd: Option<i32>) -> String {
-    match dfd {
-        Some(-100) => "AT_FDCWD".into(),
-        Some(fd) => format!("fd{fd}"),
-        None => "-".into(),
-    }
-}
-
 /// The normalised trace of the workload's own unlink calls.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Normalised {
@@ -64,48 +48,124 @@ pub struct Normalised {
     pub background: usize,
 }
 
-/// Normalises the events of the workload's steps.
+/// Names longer than this are shown by their ends and length.
+const SHOWN: usize = 48;
+
+/// A quoted, escaped name; long ones as `"start…end" [N chars]`.
+fn shown(escaped: &str) -> String {
+    let chars: Vec<char> = escaped.chars().collect();
+    if chars.len() <= SHOWN {
+        return format!("\"{escaped}\"");
+    }
+    let head: String = chars[..12].iter().collect();
+    let tail: String = chars[chars.len() - 12..].iter().collect();
+    format!("\"{head}…{tail}\" [{} chars]", chars.len())
+}
+
+fn errno_text(ret: i64) -> String {
+    if ret >= 0 {
+        return ret.to_string();
+    }
+    let e = nix::errno::Errno::from_raw(-ret as i32);
+    format!("{ret} ({e:?})")
+}
+
+/// The event's side of a line: how the traced function saw the call.
+fn traced(e: &TraceEvent, step: &Step) -> String {
+    let dfd = match (e.dfd, step.dirfd) {
+        (Some(-100), _) => "AT_FDCWD".to_string(),
+        (Some(fd), Some(d)) if fd == d => "DIRFD".to_string(),
+        (Some(fd), _) => format!("fd {fd}"),
+        (None, _) => "-".to_string(),
+    };
+    let name = if e.filename_unreadable {
+        "<unreadable>".to_string()
+    } else if e.filename_truncated {
+        let chars = e.filename.chars().count();
+        let head: String = e.filename.chars().take(12).collect();
+        format!("\"{head}…\" [truncated at {chars} chars]")
+    } else {
+        shown(&e.filename)
+    };
+    let ret = match &e.errno {
+        Some(name) => format!("{} ({name})", e.ret),
+        None => e.ret.to_string(),
+    };
+    format!("unlink_fn({dfd}, {name}) = {ret}")
+}
+
+/// Whether an event is the traced view of a step (same thread, same name,
+/// or the name's start when the tracer had to truncate it).
+pub fn event_matches(e: &TraceEvent, step: &Step) -> bool {
+    e.tid == step.tid
+        && (e.filename == step.path || (e.filename_truncated && step.path.starts_with(&e.filename)))
+}
+
+/// Each step paired with the event it produced (None: not traced).
+pub fn pair<'a>(steps: &[Step], events: &'a [TraceEvent]) -> Vec<Option<&'a TraceEvent>> {
+    let mut used = vec![false; events.len()];
+    steps
+        .iter()
+        .map(|s| {
+            let i = (0..events.len()).find(|&i| !used[i] && event_matches(&events[i], s))?;
+            used[i] = true;
+            Some(&events[i])
+        })
+        .collect()
+}
+
+/// The normalised trace of one run: a line per workload call (what the
+/// program asked and got, then what the traced function saw, or that it
+/// was not traced), events of the workload's processes that no call
+/// explains, and the pairing counters. Pids become placeholders; times,
+/// latencies and the function's real name are left out.
 pub fn normalise(steps: &[Step], events: &[TraceEvent], summary: &TracerSummary) -> Normalised {
     let mut pids = Pids(BTreeMap::new());
     let mut lines = Vec::new();
-    let workload: Vec<String> = steps.iter().map(|s| s.argv.join(" ")).collect();
-    lines.push(format!("# workload: {}", workload.join("; ")));
-    let mut n = 0;
-    for e in events {
-        if !steps.iter().any(|s| s.pid == e.pid) {
-            continue;
-        }
-        n += 1;
-        let pid = pids.name(e.pid);
-        let tid = if e.tid == e.pid {
-            pid.clone()
+    let paired = pair(steps, events);
+    for (s, e) in steps.iter().zip(&paired) {
+        let pid = pids.name(s.pid);
+        let uid = if s.uid == 0 {
+            String::new()
         } else {
-            pids.name(e.tid)
+            format!(" uid {}", s.uid)
         };
-        let ret = match &e.errno {
-            Some(name) => format!("{} ({name})", e.ret),
-            None => e.ret.to_string(),
-        };
-        let trunc = if e.filename_truncated {
-            "...<truncated>"
-        } else {
-            ""
-        };
+        let dfd = s.dfd.as_ref().map(|d| format!("{d}, ")).unwrap_or_default();
+        let traced = e
+            .map(|e| traced(e, s))
+            .unwrap_or_else(|| "not traced".into());
         lines.push(format!(
-            "{} {pid}/{tid} unlink_fn({}, \"{}\"{trunc}) = {ret}",
-            e.comm,
-            dfd_text(e.dfd),
-            e.filename
+            "{pid}{uid} {}({dfd}{}) = {} | {traced}",
+            s.op,
+            shown(&s.path),
+            errno_text(s.ret)
         ));
     }
+    let workload_pids: Vec<u32> = steps.iter().map(|s| s.pid).collect();
+    let mine: Vec<&TraceEvent> = events
+        .iter()
+        .filter(|e| workload_pids.contains(&e.pid))
+        .collect();
+    let matched = paired.iter().flatten().count();
+    for e in &mine {
+        if !paired.iter().flatten().any(|p| std::ptr::eq(*p, *e)) {
+            let pid = pids.name(e.pid);
+            lines.push(format!(
+                "{pid} unexpected: unlink_fn({:?}, {}) = {}",
+                e.dfd,
+                shown(&e.filename),
+                e.ret
+            ));
+        }
+    }
     lines.push(format!(
-        "# paired events: {n}, dropped: {}, returns without entry: {}",
+        "# paired events: {matched}, dropped: {}, returns without entry: {}",
         summary.counters.dropped, summary.counters.unpaired_returns
     ));
     Normalised {
         text: lines.join("\n") + "\n",
-        events: n,
-        background: events.len() - n,
+        events: mine.len(),
+        background: events.len() - mine.len(),
     }
 }
 
@@ -130,31 +190,52 @@ mod tests {
         }
     }
 
-    fn step(pid: u32, argv: &str) -> Step {
+    fn step(pid: u32, tid: u32, path: &str, ret: i64) -> Step {
         Step {
-            argv: argv.split(' ').map(str::to_string).collect(),
+            op: "unlink".into(),
+            dfd: None,
+            dirfd: None,
+            path: path.into(),
+            path_len: path.len(),
+            uid: 0,
             pid,
-            exit_code: Some(0),
+            tid,
+            ret,
         }
     }
 
     #[test]
-    fn pids_become_placeholders_and_background_is_left_out() {
-        let steps = [step(700, "rm a"), step(705, "rm missing")];
+    fn steps_pair_with_their_events_and_background_is_left_out() {
+        let steps = [
+            step(700, 700, "a", 0),
+            step(700, 700, "missing", -2),
+            step(700, 700, "d", 0),
+        ];
+        let mut long = ev(700, "g", &"d".repeat(60), 0);
+        long.filename_truncated = true;
+        let steps_long = [step(700, 700, &"d".repeat(80), 0)];
         let events = [
             ev(12, "systemd", "x", 0),
-            ev(700, "rm", "a", 0),
-            ev(705, "rm", "missing", -2),
+            ev(700, "g", "a", 0),
+            ev(700, "g", "missing", -2),
+            ev(700, "g", "stray", 0),
         ];
         let n = normalise(&steps, &events, &TracerSummary::default());
         assert_eq!(
             n.text,
-            "# workload: rm a; rm missing\n\
-             rm [PID1]/[PID1] unlink_fn(AT_FDCWD, \"a\") = 0\n\
-             rm [PID2]/[PID2] unlink_fn(AT_FDCWD, \"missing\") = -2 (ENOENT)\n\
+            "[PID1] unlink(\"a\") = 0 | unlink_fn(AT_FDCWD, \"a\") = 0\n\
+             [PID1] unlink(\"missing\") = -2 (ENOENT) | unlink_fn(AT_FDCWD, \"missing\") = -2 (ENOENT)\n\
+             [PID1] unlink(\"d\") = 0 | not traced\n\
+             [PID1] unexpected: unlink_fn(Some(-100), \"stray\") = 0\n\
              # paired events: 2, dropped: 0, returns without entry: 0\n"
         );
-        assert_eq!((n.events, n.background), (2, 1));
+        assert_eq!((n.events, n.background), (3, 1));
+        let t = normalise(&steps_long, &[long], &TracerSummary::default());
+        assert!(
+            t.text.starts_with("[PID1] unlink(\"dddddddddddd…dddddddddddd\" [80 chars]) = 0 | unlink_fn(AT_FDCWD, \"dddddddddddd…\" [truncated at 60 chars]) = 0\n"),
+            "{}",
+            t.text
+        );
     }
 
     #[test]

@@ -218,6 +218,8 @@ mod tests {
             run_s: Some(10.0),
             total_s: 16.0,
             events: Some(3),
+            missed_returns: None,
+            snapshots: Default::default(),
             scenarios: scenarios
                 .iter()
                 .map(|(n, s)| ScenarioResult {

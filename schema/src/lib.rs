@@ -61,3 +61,84 @@ pub struct Summary {
     #[serde(flatten)]
     pub counters: Counters,
 }
+
+/// Renders bytes so that every byte is visible and the text maps back to
+/// exactly one byte string: printable ASCII and valid multi-byte UTF-8 as
+/// they are; `\\`, `\"`, `\n`, `\t`, `\r` escaped; any other byte as `\xNN`.
+pub fn escape_bytes(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '"' => out.push_str("\\\""),
+                '\n' => out.push_str("\\n"),
+                '\t' => out.push_str("\\t"),
+                '\r' => out.push_str("\\r"),
+                c if c.is_control() => {
+                    let mut buf = [0u8; 4];
+                    for b in c.encode_utf8(&mut buf).bytes() {
+                        out.push_str(&format!("\\x{b:02x}"));
+                    }
+                }
+                c => out.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
+}
+
+/// One workload call made by the guest agent (`workload.json`, a list).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Step {
+    /// The syscall as written: `unlink`, `unlinkat`, `unlinkat(AT_REMOVEDIR)`.
+    pub op: String,
+    /// `AT_FDCWD`, `DIRFD` (an open directory), or `null` for `unlink`.
+    pub dfd: Option<String>,
+    /// The raw dirfd number when `dfd` is `DIRFD`.
+    pub dirfd: Option<i32>,
+    /// The path argument, escaped with [`escape_bytes`].
+    pub path: String,
+    /// Its length in bytes.
+    pub path_len: usize,
+    /// The uid the call ran as.
+    pub uid: u32,
+    pub pid: u32,
+    pub tid: u32,
+    /// 0, or minus the errno the syscall failed with.
+    pub ret: i64,
+}
+
+/// What the agent says about one scenario run (`result.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunOutcome {
+    pub ok: bool,
+    pub error: Option<String>,
+    pub kernel_release: String,
+    pub scenario: String,
+    pub mode: String,
+    pub attach_s: f64,
+    pub workload_s: f64,
+    pub tracer_exit_code: Option<i32>,
+    /// The kernel's own kprobe tracer ran beside (`oracle.txt`).
+    pub oracle: bool,
+    /// For the load scenarios (storm, contention).
+    pub load: Option<Load>,
+}
+
+/// A load scenario's own count of what it did and what the tracer sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Load {
+    pub threads: u32,
+    pub calls_per_thread: u32,
+    /// unlink calls made (all threads).
+    pub calls: u64,
+    /// unlink calls that failed.
+    pub failures: u64,
+    /// The workload's pid (its threads share it; the tracer ran with
+    /// `--pid` set to it, so its counters are the workload's alone).
+    pub pid: u32,
+}

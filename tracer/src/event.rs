@@ -1,8 +1,6 @@
 //! Decoding of the ring buffer records (`struct unlink_event` in
 //! `bpf/unlink.h`) and their two renderings: a text line and a JSON object.
 
-use std::fmt::Write as _;
-
 use thiserror::Error;
 
 pub const COMM_LEN: usize = 16;
@@ -80,34 +78,7 @@ pub fn errno_name(ret: i64) -> Option<String> {
     (e != nix::errno::Errno::UnknownErrno).then(|| format!("{e:?}"))
 }
 
-/// Renders bytes so that every byte is visible and the text maps back to
-/// exactly one byte string: printable ASCII and valid multi-byte UTF-8 as
-/// they are; `\\`, `\"`, `\n`, `\t`, `\r` escaped; any other byte as `\xNN`.
-pub fn escape_bytes(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len());
-    for chunk in bytes.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            match c {
-                '\\' => out.push_str("\\\\"),
-                '"' => out.push_str("\\\""),
-                '\n' => out.push_str("\\n"),
-                '\t' => out.push_str("\\t"),
-                '\r' => out.push_str("\\r"),
-                c if c.is_control() => {
-                    let mut buf = [0u8; 4];
-                    for b in c.encode_utf8(&mut buf).bytes() {
-                        let _ = write!(out, "\\x{b:02x}");
-                    }
-                }
-                c => out.push(c),
-            }
-        }
-        for b in chunk.invalid() {
-            let _ = write!(out, "\\x{b:02x}");
-        }
-    }
-    out
-}
+pub use unlink_schema::escape_bytes;
 
 /// `1234` → `1.2µs`, `15_300_000` → `15.3ms`.
 pub fn format_duration_ns(ns: u64) -> String {

@@ -43,6 +43,10 @@ struct Cli {
     /// Create this file once the probes are attached (for harnesses).
     #[arg(long)]
     ready_file: Option<PathBuf>,
+    /// Print no calls: consume and count them only (the summary still goes
+    /// to stderr). For load tests, where formatting would be the bottleneck.
+    #[arg(long)]
+    quiet: bool,
     /// Ring buffer size in KiB (a power of two, at least the page size).
     #[arg(long)]
     ringbuf_kib: Option<u32>,
@@ -164,6 +168,10 @@ fn run(cli: &Cli) -> Result<()> {
             let line = match o {
                 Output::Call(e) => {
                     if cli.comm.as_deref().is_some_and(|c| c.as_bytes() != e.comm) {
+                        return;
+                    }
+                    if cli.quiet {
+                        printed += 1;
                         return;
                     }
                     let unix_ns = clock.to_unix(e.ts_ns);

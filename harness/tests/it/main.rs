@@ -69,15 +69,17 @@ fn snapshot_settings(cell: &Value) -> insta::Settings {
 }
 
 /// The main job, as the README runs it: every kernel of the manifest on
-/// both arches boots under QEMU, the tracer attaches to the right function
-/// in each, every normalised trace matches the reviewed snapshot, printk
-/// lines carry the right ret, and fentry agrees with kprobe wherever the
-/// kernel can do fentry at all.
+/// both arches boots under QEMU and passes the regression gate: the tracer
+/// attaches to the right function, the tutorial, errors and names traces
+/// match their reviewed snapshots, and storm, contention, pairing, ret
+/// width, fentry and the tracefs oracle hold or are limitations the kernel
+/// itself establishes.
 #[test]
 fn the_whole_matrix_passes() {
     let _g = guests();
     let (report, json, out) = run_matrix(&[]);
     let all = cells(&json);
+    let mut referenced = std::collections::BTreeSet::new();
     let manifest = harness::manifest::Manifest::load(&harness::manifest::Manifest::default_path())
         .expect("manifest");
     assert_eq!(
@@ -106,9 +108,21 @@ fn the_whole_matrix_passes() {
             eprintln!("  {}: {} — {}", sc["name"], sc["status"], sc["detail"]);
         }
         let dir = cell_dir(report.path(), alias, arch);
-        let normalised = std::fs::read_to_string(dir.join("out/tutorial/normalised.txt"))
-            .unwrap_or_else(|_| panic!("{alias}/{arch}: no normalised trace; cell: {cell:#}"));
-        snapshot_settings(cell).bind(|| insta::assert_snapshot!("tutorial", normalised));
+        // Every snapshotted scenario against its reviewed snapshot (the
+        // variant the engine chose, if one exists for this cell).
+        for scenario in harness::gate::SNAPSHOTTED {
+            let text =
+                std::fs::read_to_string(dir.join("out").join(scenario).join("normalised.txt"))
+                    .unwrap_or_else(|_| {
+                        panic!("{alias}/{arch}: no normalised {scenario} trace; cell: {cell:#}")
+                    });
+            let snap = cell["snapshots"][scenario]
+                .as_str()
+                .unwrap_or_else(|| panic!("{alias}/{arch}: no snapshot name for {scenario}"))
+                .to_string();
+            referenced.insert(snap.clone());
+            snapshot_settings(cell).bind(|| insta::assert_snapshot!(snap, text));
+        }
         assert_eq!(cell["status"], "pass", "{alias}/{arch}: {cell:#}");
 
         // 7.x renamed the unlink path; the tracer must follow.
@@ -131,34 +145,51 @@ fn the_whole_matrix_passes() {
             "{alias}/{arch}: ret read at the wrong width"
         );
 
-        let fentry = scenario(cell, "fentry");
-        match fentry["status"].as_str() {
-            Some("pass") => {
-                let f = std::fs::read_to_string(dir.join("out/fentry/normalised.txt"))
-                    .expect("fentry trace");
-                assert_eq!(f, normalised, "{alias}/{arch}: fentry and kprobe disagree");
+        // The gate's table: every scenario present; an expected limitation
+        // only where the kernel itself rules the feature out.
+        for &name in harness::gate::VERDICTS {
+            let sc = scenario(cell, name);
+            match sc["status"].as_str() {
+                Some("pass") => {}
+                Some("expected-limitation") => {
+                    let d = sc["detail"].as_str().unwrap_or_default();
+                    assert!(
+                        d.contains("CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS")
+                            || d.contains("no CONFIG_PREEMPTION and before 6.2"),
+                        "{alias}/{arch} {name}: {sc:#}"
+                    );
+                }
+                other => panic!("{alias}/{arch}: {name} {other:?}: {sc:#}"),
             }
-            // Only where the kernel's own config rules trampolines out.
-            Some("expected-limitation") => assert!(
-                fentry["detail"]
-                    .as_str()
-                    .is_some_and(|d| d.contains("CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS")),
-                "{alias}/{arch}: {fentry:#}"
-            ),
-            other => panic!("{alias}/{arch}: fentry {other:?}: {fentry:#}"),
         }
         assert!(dir.join("console.log").is_file());
+        eprintln!("  contention: returns missed {}", cell["missed_returns"]);
     }
     // x86_64 has had trampolines since 5.5: no x86_64 cell may skip fentry.
     for cell in all.iter().filter(|c| c["arch"] == "x86_64") {
         assert_eq!(scenario(cell, "fentry")["status"], "pass", "{cell:#}");
+    }
+    // `--unreferenced=reject`: every committed snapshot is one a cell used.
+    let snaps = Path::new(env!("CARGO_MANIFEST_DIR")).join("snapshots");
+    for entry in std::fs::read_dir(&snaps).expect("snapshots dir") {
+        let name = entry
+            .expect("entry")
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
+        if let Some(stem) = name.strip_suffix(".snap") {
+            assert!(
+                referenced.contains(stem),
+                "snapshot {name} is used by no cell: remove it"
+            );
+        }
     }
     let summary = std::fs::read_to_string(report.path().join("summary.md")).expect("summary.md");
     assert!(summary.contains("| kernel | x86_64 | arm64 |"), "{summary}");
     let junit = std::fs::read_to_string(report.path().join("junit.xml")).expect("junit.xml");
     assert_eq!(
         junit.matches("<testcase ").count(),
-        all.len() * 3,
+        all.len() * 10,
         "one testcase per cell and scenario:\n{junit}"
     );
     assert!(

@@ -1,0 +1,529 @@
+//! Stage 6, check: the regression gate of one cell. Every scenario the
+//! guest agent ran is judged here — against a reviewed snapshot, or against
+//! a stated invariant — and gets a verdict with its reason: pass, fail, or
+//! an expected limitation that the kernel itself establishes (its config).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use unlink_schema::{RunOutcome, Step};
+
+use crate::check::{self, PrintkLine, SnapshotCheck};
+use crate::kernel::KernelImage;
+use crate::matrix::{ScenarioResult, Status};
+use crate::normalise::{self, Normalised, TraceEvent, TracerSummary};
+
+/// The scenarios every cell runs, in order (the agent knows their
+/// workloads): the first seven verdicts.
+pub const SCENARIOS: &[&str] = VERDICTS.split_at(7).0;
+
+/// Every verdict of a cell's gate table: the scenarios, then the
+/// invariants checked across them.
+pub const VERDICTS: &[&str] = &[
+    "tutorial",
+    "errors",
+    "names",
+    "printk",
+    "fentry",
+    "storm",
+    "contention",
+    "pairing",
+    "ret-width",
+    "oracle",
+];
+
+/// The scenarios whose normalised trace is a reviewed snapshot.
+pub const SNAPSHOTTED: &[&str] = &["tutorial", "errors", "names"];
+
+/// What a cell's gate found, besides the verdicts.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Facts {
+    pub symbol: Option<String>,
+    pub ret_width_bits: Option<u32>,
+    /// Workload events of the tutorial.
+    pub events: Option<usize>,
+    /// Returns the kernel did not deliver in the contention scenario.
+    pub missed_returns: Option<u64>,
+    /// The snapshot each snapshotted scenario was checked against.
+    pub snapshots: Vec<(String, String)>,
+}
+
+/// One run's files, as the agent wrote them.
+pub struct Run {
+    pub outcome: RunOutcome,
+    pub steps: Vec<Step>,
+    pub trace: String,
+    pub stderr: String,
+}
+
+/// Reads what the agent wrote for one run; Err names what is missing or failed.
+pub fn read_run(dir: &Path) -> Result<Run> {
+    let outcome: RunOutcome = serde_json::from_slice(
+        &std::fs::read(dir.join("result.json"))
+            .with_context(|| format!("no {}/result.json", dir.display()))?,
+    )
+    .context("result.json")?;
+    let stderr = std::fs::read_to_string(dir.join("tracer.err")).unwrap_or_default();
+    if !outcome.ok {
+        let tracer_said = stderr
+            .lines()
+            .rev()
+            .find(|l| l.starts_with("unlink-tracer:"))
+            .unwrap_or("");
+        anyhow::bail!(
+            "{} {}",
+            outcome.error.clone().unwrap_or_default(),
+            tracer_said
+        );
+    }
+    let steps: Vec<Step> = serde_json::from_slice(&std::fs::read(dir.join("workload.json"))?)
+        .context("workload.json")?;
+    let trace = std::fs::read_to_string(dir.join("trace.out")).unwrap_or_default();
+    Ok(Run {
+        outcome,
+        steps,
+        trace,
+        stderr,
+    })
+}
+
+fn summary_of(run: &Run) -> Result<TracerSummary> {
+    normalise::parse_summary(&run.stderr).context("the tracer wrote no JSON summary")
+}
+
+/// A run normalised: its text (kept beside the raw output), events, summary.
+fn normalised(dir: &Path) -> Result<(Run, Vec<TraceEvent>, Normalised, TracerSummary)> {
+    let run = read_run(dir)?;
+    let events = normalise::parse_events(&run.trace)?;
+    let summary = summary_of(&run)?;
+    let n = normalise::normalise(&run.steps, &events, &summary);
+    std::fs::write(dir.join("normalised.txt"), &n.text)?;
+    anyhow::ensure!(
+        summary.counters.decode_errors == 0,
+        "{} ring buffer records did not decode",
+        summary.counters.decode_errors
+    );
+    Ok((run, events, n, summary))
+}
+
+fn verdict(name: &str, result: Result<String>) -> ScenarioResult {
+    match result {
+        Ok(detail) => ScenarioResult {
+            name: name.into(),
+            status: Status::Pass,
+            detail,
+        },
+        Err(e) => ScenarioResult {
+            name: name.into(),
+            status: Status::Fail,
+            detail: format!("{e:#}"),
+        },
+    }
+}
+
+/// What the kernel says about fentry/fexit, from its config: BPF
+/// trampolines attach to kernel functions only with ftrace direct calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FentryExpectation {
+    Available,
+    Unavailable,
+    /// No config to read (a custom image): fentry must work.
+    Unknown,
+}
+
+pub const DIRECT_CALLS: &str = "CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS";
+
+pub fn fentry_expectation(img: &KernelImage) -> FentryExpectation {
+    match img.config_enabled(DIRECT_CALLS) {
+        Some(true) => FentryExpectation::Available,
+        Some(false) => FentryExpectation::Unavailable,
+        None => FentryExpectation::Unknown,
+    }
+}
+
+/// Whether kretprobes may run out of return instances under contention on
+/// this kernel. Before 6.2 a non-preemptible kernel gave a kretprobe
+/// NR_CPUS instances (2 in these guests); with CONFIG_PREEMPTION, and
+/// from 6.2 on, at least 10. The contention scenario runs 8 threads, so
+/// only the former may miss returns.
+pub fn may_miss_returns(preemption: Option<bool>, release: &str) -> bool {
+    let (major, minor) = release_version(release);
+    preemption == Some(false) && (major, minor) < (6, 2)
+}
+
+/// `6.1.0-50-amd64` → (6, 1); unparsable → (0, 0).
+pub fn release_version(release: &str) -> (u32, u32) {
+    let mut it = release
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap_or(0));
+    (it.next().unwrap_or(0), it.next().unwrap_or(0))
+}
+
+/// Judges every scenario of a cell from its results directory `out`.
+pub fn gate(
+    out: &Path,
+    img: &KernelImage,
+    alias: &str,
+    arch: &str,
+    release: &str,
+) -> (Vec<ScenarioResult>, Facts) {
+    let mut facts = Facts::default();
+    let snaps = check::snapshot_dir();
+    let mut results = Vec::new();
+    let mut texts: BTreeMap<&str, String> = BTreeMap::new();
+    let mut runs: BTreeMap<&str, (Vec<Step>, Vec<TraceEvent>, TracerSummary)> = BTreeMap::new();
+
+    for &name in SNAPSHOTTED {
+        let r = (|| -> Result<String> {
+            let (run, events, n, summary) = normalised(&out.join(name))?;
+            if name == "tutorial" {
+                facts.symbol = Some(summary.symbol.clone());
+                facts.ret_width_bits = Some(summary.ret_width_bits);
+                facts.events = Some(n.events);
+            }
+            let snap = check::snapshot_for(&snaps, name, alias, arch);
+            facts.snapshots.push((name.to_string(), snap.clone()));
+            texts.insert(name, n.text.clone());
+            runs.insert(name, (run.steps.clone(), events, summary));
+            match check::check_snapshot(&snaps, &snap, &n.text)? {
+                SnapshotCheck::Match => Ok(format!(
+                    "matches snapshot {snap}: {} calls, {} workload events",
+                    run.steps.len(),
+                    n.events
+                )),
+                other => anyhow::bail!("snapshot {snap} {other}"),
+            }
+        })();
+        results.push(verdict(name, r));
+    }
+    if let Some((steps, events, _)) = runs.get("names") {
+        let truncated = normalise::pair(steps, events)
+            .iter()
+            .zip(steps)
+            .any(|(e, s)| s.path_len > 511 && e.is_some_and(|e| e.filename_truncated));
+        if !truncated {
+            if let Some(r) = results.iter_mut().find(|r| r.name == "names") {
+                r.status = Status::Fail;
+                r.detail =
+                    "the path longer than the tracer's buffer is not marked truncated".into();
+            }
+        }
+    }
+
+    results.push(verdict("printk", check_printk(&out.join("printk"))));
+    results.push(check_fentry(
+        &out.join("fentry"),
+        &texts,
+        fentry_expectation(img),
+    ));
+    let (storm, _) = check_load("storm", &out.join("storm"), img, release);
+    results.push(storm);
+    let (contention, missed) = check_load("contention", &out.join("contention"), img, release);
+    facts.missed_returns = missed;
+    results.push(contention);
+    results.push(verdict("pairing", check_pairing(&runs)));
+    results.push(verdict("ret-width", check_ret_width(&runs)));
+    results.push(verdict("oracle", check_oracle(out, &runs)));
+    (results, facts)
+}
+
+/// The tutorial's printk lines for the workload's calls, with the right ret.
+fn check_printk(dir: &Path) -> Result<String> {
+    let run = read_run(dir)?;
+    let lines: Vec<PrintkLine> = run.trace.lines().filter_map(check::parse_printk).collect();
+    for s in &run.steps {
+        let entry = PrintkLine::Entry {
+            pid: s.pid,
+            filename: s.path.clone(),
+        };
+        let exit = PrintkLine::Exit {
+            pid: s.pid,
+            ret: s.ret,
+        };
+        anyhow::ensure!(
+            lines.contains(&entry),
+            "no `KPROBE ENTRY pid = {}, filename = {}` line",
+            s.pid,
+            s.path
+        );
+        anyhow::ensure!(
+            lines.contains(&exit),
+            "no `KPROBE EXIT: pid = {}, ret = {}` line ({}); exits seen for that pid: {:?}",
+            s.pid,
+            s.ret,
+            s.path,
+            lines
+                .iter()
+                .filter(|l| matches!(l, PrintkLine::Exit { pid, .. } if *pid == s.pid))
+                .collect::<Vec<_>>()
+        );
+    }
+    anyhow::ensure!(!run.steps.is_empty(), "the workload made no call");
+    Ok(format!(
+        "{} entry/exit line pairs in trace_pipe with the expected ret",
+        run.steps.len()
+    ))
+}
+
+/// fentry/fexit must see exactly what kprobe mode saw for the tutorial and
+/// errors workloads. Where the kernel's config rules trampolines out, the
+/// tracer's refusal is an expected limitation; anywhere else a failure.
+fn check_fentry(
+    dir: &Path,
+    kprobe: &BTreeMap<&str, String>,
+    expect: FentryExpectation,
+) -> ScenarioResult {
+    let result = verdict(
+        "fentry",
+        (|| {
+            let (_, _, n, _) = normalised(dir)?;
+            let body = |t: &str| -> Vec<String> {
+                t.lines()
+                    .filter(|l| !l.starts_with('#'))
+                    .map(str::to_string)
+                    .collect()
+            };
+            let mut want = Vec::new();
+            for k in ["tutorial", "errors"] {
+                want.extend(body(
+                    kprobe.get(k).context("no kprobe-mode trace to compare")?,
+                ));
+            }
+            let got = body(&n.text);
+            // Pid placeholders restart per run; compare without them.
+            let strip = |v: &[String]| -> Vec<String> {
+                v.iter()
+                    .map(|l| l.split_once(' ').map(|x| x.1).unwrap_or(l).to_string())
+                    .collect()
+            };
+            let (w, g) = (strip(&want), strip(&got));
+            if let Some(i) = (0..w.len().max(g.len())).find(|&i| w.get(i) != g.get(i)) {
+                anyhow::bail!(
+                    "fentry and kprobe disagree at call {}: kprobe `{}`, fentry `{}`",
+                    i + 1,
+                    w.get(i).map(String::as_str).unwrap_or("<none>"),
+                    g.get(i).map(String::as_str).unwrap_or("<none>")
+                );
+            }
+            Ok(format!("the same {} calls as kprobe mode", g.len()))
+        })(),
+    );
+    if result.status == Status::Fail
+        && expect == FentryExpectation::Unavailable
+        && result.detail.contains("fentry/fexit is not available")
+    {
+        return ScenarioResult {
+            name: result.name,
+            status: Status::ExpectedLimitation,
+            detail: format!(
+                "the kernel is built without {DIRECT_CALLS}, so BPF trampolines cannot attach; the tracer refused as it should: {}",
+                result.detail
+            ),
+        };
+    }
+    result
+}
+
+/// A load scenario (storm, contention): the tracer ran with `--pid` of the
+/// workload, so its kernel counters are the workload's alone. Nothing may
+/// be lost without being counted: the kernel entered the function once per
+/// call, each return is an event received or counted as dropped, and the
+/// returns the kernel did not deliver (kernel-reported from 6.7, else
+/// entries minus returns) are compared with what this kernel should do.
+fn check_load(
+    name: &str,
+    dir: &Path,
+    img: &KernelImage,
+    release: &str,
+) -> (ScenarioResult, Option<u64>) {
+    let preemption = img.config_enabled("CONFIG_PREEMPTION");
+    let may_miss = may_miss_returns(preemption, release);
+    let r = (|| -> Result<(u64, String)> {
+        let run = read_run(dir)?;
+        let s = summary_of(&run)?;
+        let load = run.outcome.load.context("the run reported no load")?;
+        let c = &s.counters;
+        anyhow::ensure!(
+            load.failures == 0,
+            "{} of the workload's calls failed",
+            load.failures
+        );
+        anyhow::ensure!(
+            c.entries == load.calls,
+            "{} unlink calls made but the kernel entered the probe {} times",
+            load.calls,
+            c.entries
+        );
+        anyhow::ensure!(
+            c.events + c.dropped == c.returns,
+            "events {} + dropped {} != returns {}: events lost without being counted",
+            c.events,
+            c.dropped,
+            c.returns
+        );
+        anyhow::ensure!(
+            s.printed == c.events,
+            "the kernel sent {} events but the tracer received {}",
+            c.events,
+            s.printed
+        );
+        let counted = c.entries.saturating_sub(c.returns);
+        let (missed, how) = match c.kernel_missed {
+            Some(k) => (k, format!("kernel-reported {k}, counted {counted}")),
+            None => (counted, "counted as entries - returns".to_string()),
+        };
+        Ok((
+            missed,
+            format!(
+                "{} threads x {}: {} calls = kernel entries; returns {} = events {} + dropped {}; returns missed {missed} ({how})",
+                load.threads, load.calls_per_thread, load.calls, c.returns, c.events, c.dropped
+            ),
+        ))
+    })();
+    match r {
+        Err(e) => (verdict(name, Err(e)), None),
+        Ok((0, detail)) => (verdict(name, Ok(detail)), Some(0)),
+        Ok((missed, detail)) if may_miss => (
+            ScenarioResult {
+                name: name.into(),
+                status: Status::ExpectedLimitation,
+                detail: format!(
+                    "{detail}: expected on this kernel (no CONFIG_PREEMPTION and before 6.2: a kretprobe gets NR_CPUS return instances)"
+                ),
+            },
+            Some(missed),
+        ),
+        Ok((missed, detail)) => (
+            verdict(
+                name,
+                Err(anyhow::anyhow!(
+                    "{detail}: this kernel should not miss returns (CONFIG_PREEMPTION {:?}, release {release})",
+                    preemption
+                )),
+            ),
+            Some(missed),
+        ),
+    }
+}
+
+/// Every entry paired with exactly one return in the call-by-call runs.
+fn check_pairing(
+    runs: &BTreeMap<&str, (Vec<Step>, Vec<TraceEvent>, TracerSummary)>,
+) -> Result<String> {
+    anyhow::ensure!(!runs.is_empty(), "no run to check");
+    let mut total = 0;
+    for (name, (_, _, s)) in runs {
+        let c = &s.counters;
+        anyhow::ensure!(
+            c.unpaired_returns == 0 && c.inflight == 0 && c.entries == c.returns,
+            "{name}: entries {}, returns {}, returns without entry {}, still in flight {}",
+            c.entries,
+            c.returns,
+            c.unpaired_returns,
+            c.inflight
+        );
+        anyhow::ensure!(
+            c.events + c.dropped == c.returns,
+            "{name}: events {} + dropped {} != returns {}",
+            c.events,
+            c.dropped,
+            c.returns
+        );
+        total += c.returns;
+    }
+    Ok(format!(
+        "{total} entries, each with exactly one return, in {}",
+        runs.keys().copied().collect::<Vec<_>>().join(", ")
+    ))
+}
+
+/// ret is -2 for ENOENT, at the function's real width, on every kernel.
+fn check_ret_width(
+    runs: &BTreeMap<&str, (Vec<Step>, Vec<TraceEvent>, TracerSummary)>,
+) -> Result<String> {
+    let mut checked = 0;
+    for (name, (steps, events, _)) in runs {
+        for (s, e) in steps.iter().zip(normalise::pair(steps, events)) {
+            if s.ret != -2 {
+                continue;
+            }
+            let e =
+                e.with_context(|| format!("{name}: the ENOENT call on {} was not traced", s.path))?;
+            anyhow::ensure!(
+                e.ret == -2,
+                "{name}: ENOENT on {} traced as ret {} (read at the wrong width?)",
+                s.path,
+                e.ret
+            );
+            checked += 1;
+        }
+    }
+    anyhow::ensure!(checked > 0, "no ENOENT call to check");
+    Ok(format!("{checked} ENOENT calls traced as ret = -2"))
+}
+
+/// The tracer's (thread, filename, ret) multiset equals the kernel's own
+/// kprobe tracer's, for the workload threads of the runs that had one.
+fn check_oracle(
+    out: &Path,
+    runs: &BTreeMap<&str, (Vec<Step>, Vec<TraceEvent>, TracerSummary)>,
+) -> Result<String> {
+    let mut compared = Vec::new();
+    for name in ["tutorial", "errors"] {
+        let (steps, events, _) = runs.get(name).with_context(|| format!("no {name} run"))?;
+        let text = std::fs::read_to_string(out.join(name).join("oracle.txt"))
+            .with_context(|| format!("{name}: no oracle.txt"))?;
+        let tids: Vec<u32> = steps.iter().map(|s| s.tid).collect();
+        let mut oracle: Vec<(u32, String, i64)> = check::oracle_calls(&text)
+            .into_iter()
+            .filter(|(t, _, _)| tids.contains(t))
+            .collect();
+        let mut tracer: Vec<(u32, String, i64)> = events
+            .iter()
+            .filter(|e| tids.contains(&e.tid))
+            .map(|e| (e.tid, e.filename.clone(), e.ret))
+            .collect();
+        oracle.sort();
+        tracer.sort();
+        if oracle != tracer {
+            let only_tracer: Vec<_> = tracer.iter().filter(|x| !oracle.contains(x)).collect();
+            let only_oracle: Vec<_> = oracle.iter().filter(|x| !tracer.contains(x)).collect();
+            anyhow::bail!(
+                "{name}: the tracer and tracefs disagree; only the tracer: {only_tracer:?}; only tracefs: {only_oracle:?}"
+            );
+        }
+        compared.push(format!("{name} {}", oracle.len()));
+    }
+    Ok(format!(
+        "(thread, filename, ret) multisets equal to tracefs kprobe_events: {}",
+        compared.join(", ")
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missed_return_expectations() {
+        let cases = [
+            (Some(false), "5.10.0-32-amd64", true),
+            (Some(false), "6.1.0-50-arm64", true),
+            (Some(true), "6.1.0-50-amd64", false),
+            (Some(false), "6.12.117+deb13-amd64", false),
+            (Some(true), "7.2.13+deb14-amd64", false),
+            (None, "5.10.0-32-amd64", false),
+        ];
+        for (preempt, release, want) in cases {
+            assert_eq!(
+                may_miss_returns(preempt, release),
+                want,
+                "{release} {preempt:?}"
+            );
+        }
+        assert_eq!(release_version("7.3-amd64"), (7, 3));
+        assert_eq!(release_version("x"), (0, 0));
+    }
+}
