@@ -369,9 +369,21 @@ fn check_load(
             c.events,
             s.printed
         );
+        anyhow::ensure!(
+            c.unpaired_returns == 0,
+            "{} returns found no entry stashed for their thread: entries and returns are not paired per thread",
+            c.unpaired_returns
+        );
         let counted = c.entries.saturating_sub(c.returns);
         let (missed, how) = match c.kernel_missed {
-            Some(k) => (k, format!("kernel-reported {k}, counted {counted}")),
+            // The kernel's count covers every process; ours only the workload.
+            Some(k) => {
+                anyhow::ensure!(
+                    counted <= k,
+                    "{counted} returns never reached the tracer but the kernel reports only {k} missed"
+                );
+                (counted, format!("kernel reports {k} missed"))
+            }
             None => (counted, "counted as entries - returns".to_string()),
         };
         Ok((
