@@ -101,6 +101,7 @@ pub fn summary_md(cells: &[CellResult], accel_reason: &str, wall_s: f64) -> Stri
             c.total_s
         ));
     }
+    s.push_str(&gate_table(cells));
     let limited: Vec<(&CellResult, &crate::matrix::ScenarioResult)> = cells
         .iter()
         .flat_map(|c| c.scenarios.iter().map(move |sc| (c, sc)))
@@ -127,6 +128,65 @@ pub fn summary_md(cells: &[CellResult], accel_reason: &str, wall_s: f64) -> Stri
                 c.error.as_deref().unwrap_or("see scenarios")
             ));
         }
+    }
+    s
+}
+
+fn mark(s: Status) -> &'static str {
+    match s {
+        Status::Pass => "✅",
+        Status::ExpectedLimitation => "➖",
+        Status::Timeout => "⏱️",
+        Status::Fail | Status::Error => "❌",
+    }
+}
+
+/// The regression gate at a glance: a row per cell, a column per verdict
+/// (✅ pass, ➖ expected limitation, ❌ fail), then the load figures.
+pub fn gate_table(cells: &[CellResult]) -> String {
+    let mut names: Vec<&str> = Vec::new();
+    for c in cells {
+        for sc in &c.scenarios {
+            if !names.contains(&sc.name.as_str()) {
+                names.push(&sc.name);
+            }
+        }
+    }
+    if names.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from("\n## Gate\n\n| cell |");
+    for n in &names {
+        s.push_str(&format!(" {n} |"));
+    }
+    s.push_str("\n|---|");
+    s.push_str(&"---|".repeat(names.len()));
+    s.push('\n');
+    for c in cells {
+        s.push_str(&format!("| {}/{} |", c.alias, c.arch));
+        for n in &names {
+            let m = c
+                .scenarios
+                .iter()
+                .find(|sc| sc.name == *n)
+                .map(|sc| mark(sc.status))
+                .unwrap_or("");
+            s.push_str(&format!(" {m} |"));
+        }
+        s.push('\n');
+    }
+    let loads: Vec<String> = cells
+        .iter()
+        .flat_map(|c| {
+            c.scenarios
+                .iter()
+                .filter(|sc| sc.name == "storm" || sc.name == "contention")
+                .map(move |sc| format!("- {}/{} {}: {}\n", c.alias, c.arch, sc.name, sc.detail))
+        })
+        .collect();
+    if !loads.is_empty() {
+        s.push_str("\nLoad scenarios (drops and missed returns are exact counts):\n\n");
+        s.extend(loads);
     }
     s
 }
@@ -262,6 +322,8 @@ mod tests {
         assert!(md.contains("| bookworm | ✅ 16 s | ✅ 16 s |"), "{md}");
         assert!(md.contains("| sid | ❌ 16 s | |"), "{md}");
         assert!(md.contains("## Expected limitations"), "{md}");
+        assert!(md.contains("| cell | tutorial | fentry |"), "{md}");
+        assert!(md.contains("| bookworm/arm64 | ✅ | ➖ |"), "{md}");
         assert!(
             md.contains("- **sid/x86_64** (⏱️ timeout): it broke"),
             "{md}"
