@@ -11,8 +11,10 @@
 pub mod accel;
 pub mod apt;
 pub mod boot;
+pub mod cache;
 pub mod check;
 pub mod cmd;
+pub mod doctor;
 pub mod gate;
 pub mod image;
 pub mod kernel;

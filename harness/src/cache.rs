@@ -1,0 +1,211 @@
+//! The cache directory's size and its pruning: extracted kernels and
+//! `.deb`s that no lock entry names are removed; what the lock file names
+//! is always kept (CI restores it keyed on the lock file).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use crate::lock::LockFile;
+
+/// Bytes under `path` (symlinks not followed; unreadable entries skipped).
+pub fn size_of(path: &Path) -> u64 {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return 0;
+    };
+    if !meta.is_dir() {
+        return meta.len();
+    }
+    std::fs::read_dir(path)
+        .map(|d| d.flatten().map(|e| size_of(&e.path())).sum())
+        .unwrap_or(0)
+}
+
+/// Size per top-level cache entry (`kernels`, `debs`, …), largest first.
+pub fn usage(cache: &Path) -> Vec<(String, u64)> {
+    let mut out: Vec<(String, u64)> = std::fs::read_dir(cache)
+        .map(|d| {
+            d.flatten()
+                .map(|e| {
+                    (
+                        e.file_name().to_string_lossy().into_owned(),
+                        size_of(&e.path()),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort_by_key(|e| std::cmp::Reverse(e.1));
+    out
+}
+
+/// `1536 * 1024 * 1024` → `1.5 GiB`.
+pub fn human(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// The cache names a lock file keeps: extracted-kernel dirs
+/// (`<package>_<version>_<arch>`) and `.deb` file names.
+pub fn kept_names(lock: &LockFile) -> (Vec<String>, Vec<String>) {
+    let mut kernels = Vec::new();
+    let mut debs = Vec::new();
+    for e in &lock.entries {
+        if let Some(m) = e.main_package() {
+            kernels.push(format!("{}_{}_{}", m.package, m.version, m.architecture));
+        }
+        for p in &e.packages {
+            debs.push(p.info().deb_file_name());
+        }
+    }
+    (kernels, debs)
+}
+
+/// What pruning would remove (pure over the listing): kernel dirs (and
+/// their `.lock` files) and kernel `.deb`s the lock does not name. Other
+/// `.deb`s (guest-root packages) are kept.
+pub fn prune_plan(
+    lock: &LockFile,
+    kernel_entries: &[String],
+    deb_entries: &[String],
+) -> Vec<String> {
+    let (kernels, debs) = kept_names(lock);
+    let mut out = Vec::new();
+    for k in kernel_entries {
+        let base = k.strip_suffix(".lock").unwrap_or(k);
+        if !kernels.iter().any(|keep| keep == base) {
+            out.push(format!("kernels/{k}"));
+        }
+    }
+    for d in deb_entries {
+        let kernel_deb = [
+            "linux-image-",
+            "linux-binary-",
+            "linux-modules-",
+            "linux-base-",
+        ]
+        .iter()
+        .any(|p| d.starts_with(p));
+        if kernel_deb && !debs.contains(d) {
+            out.push(format!("debs/{d}"));
+        }
+    }
+    out
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Removes what the lock does not name; returns (path, bytes) removed.
+pub fn prune(cache: &Path, lock: &LockFile) -> Result<Vec<(PathBuf, u64)>> {
+    let plan = prune_plan(
+        lock,
+        &names(&cache.join("kernels")),
+        &names(&cache.join("debs")),
+    );
+    let mut removed = Vec::new();
+    for rel in plan {
+        let path = cache.join(&rel);
+        let bytes = size_of(&path);
+        if path.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        }
+        .with_context(|| format!("removing {}", path.display()))?;
+        removed.push((path, bytes));
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lock::{LockEntry, LockedPackage, GENERIC};
+    use crate::manifest::Arch;
+
+    fn lock() -> LockFile {
+        LockFile {
+            entries: vec![LockEntry {
+                alias: "sid".into(),
+                arch: Arch::X86_64,
+                flavour: GENERIC.into(),
+                suite: "sid".into(),
+                meta: "linux-image-amd64".into(),
+                packages: vec![
+                    LockedPackage {
+                        package: "linux-image-7.2-amd64".into(),
+                        version: "7.2-1".into(),
+                        architecture: "amd64".into(),
+                        sha256: "00".into(),
+                        size: 1,
+                        filename: "pool/x.deb".into(),
+                    },
+                    LockedPackage {
+                        package: "linux-binary-7.2-amd64".into(),
+                        version: "7.2-1".into(),
+                        architecture: "amd64".into(),
+                        sha256: "00".into(),
+                        size: 1,
+                        filename: "pool/y.deb".into(),
+                    },
+                ],
+            }],
+        }
+    }
+
+    #[test]
+    fn prunes_only_what_the_lock_does_not_name() {
+        let kernels = [
+            "linux-image-7.2-amd64_7.2-1_amd64".to_string(),
+            "linux-image-7.2-amd64_7.2-1_amd64.lock".to_string(),
+            "linux-image-7.1-amd64_7.1-1_amd64".to_string(),
+            "linux-image-7.1-amd64_7.1-1_amd64.lock".to_string(),
+        ];
+        let debs = [
+            "linux-image-7.2-amd64_7.2-1_amd64.deb".to_string(),
+            "linux-binary-7.2-amd64_7.2-1_amd64.deb".to_string(),
+            "linux-binary-7.1-amd64_7.1-1_amd64.deb".to_string(),
+            "libc6_2.36-9_arm64.deb".to_string(),
+        ];
+        assert_eq!(
+            prune_plan(&lock(), &kernels, &debs),
+            [
+                "kernels/linux-image-7.1-amd64_7.1-1_amd64",
+                "kernels/linux-image-7.1-amd64_7.1-1_amd64.lock",
+                "debs/linux-binary-7.1-amd64_7.1-1_amd64.deb",
+            ]
+        );
+    }
+
+    #[test]
+    fn sizes_read_like_people_write_them() {
+        let cases = [(512, "512 B"), (1536, "1.5 KiB"), (3 << 30, "3.0 GiB")];
+        for (b, want) in cases {
+            assert_eq!(human(b), want);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a"), [0u8; 100]).unwrap();
+        std::fs::create_dir(dir.path().join("d")).unwrap();
+        std::fs::write(dir.path().join("d/b"), [0u8; 50]).unwrap();
+        assert_eq!(size_of(dir.path()), 150);
+        assert_eq!(usage(dir.path())[0], ("a".to_string(), 100));
+    }
+}

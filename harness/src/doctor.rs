@@ -1,0 +1,266 @@
+//! `harness doctor`: what this host has and lacks for the matrix, each
+//! finding with the exact fix. KVM is judged by trying it (a probe boot),
+//! never by the presence of /dev/kvm.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::manifest::Arch;
+use crate::{accel, apt, boot, cache, kernel, lock, setup};
+
+/// How a finding reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Ok,
+    /// Needed and absent: the fix says how to get it.
+    Missing,
+    /// Worth knowing, not blocking.
+    Note,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub what: String,
+    pub level: Level,
+    pub found: String,
+    pub fix: Option<String>,
+}
+
+fn first_line(cmd: &mut Command) -> Option<String> {
+    let out = cmd.output().ok()?;
+    let text = if out.stdout.is_empty() {
+        out.stderr
+    } else {
+        out.stdout
+    };
+    String::from_utf8_lossy(&text)
+        .lines()
+        .next()
+        .map(|l| l.trim().to_string())
+        .filter(|_| out.status.success())
+}
+
+fn tool(what: &str, cmd: &mut Command, fix: &str) -> Finding {
+    match first_line(cmd) {
+        Some(v) => Finding {
+            what: what.into(),
+            level: Level::Ok,
+            found: v,
+            fix: None,
+        },
+        None => Finding {
+            what: what.into(),
+            level: Level::Missing,
+            found: "not found".into(),
+            fix: Some(fix.into()),
+        },
+    }
+}
+
+fn installed(pkg: &str) -> bool {
+    first_line(Command::new("dpkg-query").args(["-W", "-f=${Status}\n", pkg]))
+        .is_some_and(|s| s.contains("install ok installed"))
+}
+
+/// Every check; `progress` hears about the slow ones (the KVM probe).
+pub fn run(cache_dir: &Path, progress: &dyn Fn(&str)) -> Vec<Finding> {
+    let backports =
+        "cargo harness setup (adds bookworm-backports from your apt sources' mirror and installs it)";
+    let mut out = vec![
+        tool(
+            "QEMU x86_64",
+            Command::new("qemu-system-x86_64").arg("--version"),
+            &format!("apt-get install -t bookworm-backports qemu-system-x86; or {backports}"),
+        ),
+        tool(
+            "QEMU arm64",
+            Command::new("qemu-system-aarch64").arg("--version"),
+            &format!("apt-get install -t bookworm-backports qemu-system-arm; or {backports}"),
+        ),
+        tool(
+            "virtme-ng",
+            Command::new(setup::vng_path(cache_dir)).arg("--version"),
+            &format!(
+                "python3 -m venv {0} && {0}/bin/pip install {1}",
+                setup::venv_dir(cache_dir).display(),
+                setup::VIRTME_NG
+            ),
+        ),
+        tool(
+            "virtiofsd",
+            Command::new(setup::virtiofsd_dir(cache_dir).join("virtiofsd")).arg("--version"),
+            &format!(
+                "cargo install --locked --root {} {}",
+                setup::tools_dir(cache_dir).display(),
+                setup::VIRTIOFSD
+            ),
+        ),
+        tool(
+            "clang (BPF compiler)",
+            Command::new("clang").arg("--version"),
+            "apt-get install clang llvm",
+        ),
+        tool(
+            "arm64 cross compiler",
+            Command::new("aarch64-linux-gnu-gcc").arg("--version"),
+            "apt-get install gcc-aarch64-linux-gnu",
+        ),
+    ];
+    for pkg in setup::APT_PACKAGES.iter().chain(
+        setup::cross_packages(Arch::Arm64)
+            .map(|(_, p)| p)
+            .unwrap_or(&[]),
+    ) {
+        if !installed(pkg) {
+            out.push(Finding {
+                what: format!("package {pkg}"),
+                level: Level::Missing,
+                found: "not installed".into(),
+                fix: Some(if pkg.ends_with(":arm64") {
+                    format!(
+                        "dpkg --add-architecture arm64 && apt-get update && apt-get install {pkg}"
+                    )
+                } else {
+                    format!("apt-get install {pkg}")
+                }),
+            });
+        }
+    }
+    let target = Arch::Arm64.rust_target();
+    let has_target = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .is_ok_and(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .any(|l| l == target)
+        });
+    out.push(Finding {
+        what: "rust target for arm64".into(),
+        level: if has_target {
+            Level::Ok
+        } else {
+            Level::Missing
+        },
+        found: if has_target {
+            target.into()
+        } else {
+            "not installed".into()
+        },
+        fix: (!has_target).then(|| format!("rustup target add {target}")),
+    });
+    out.push(match apt::system_mirror() {
+        Ok(_) => Finding {
+            what: "Debian mirror".into(),
+            level: Level::Ok,
+            found: format!("found in {}", apt::SYSTEM_SOURCES.join(", ")),
+            fix: None,
+        },
+        Err(e) => Finding {
+            what: "Debian mirror".into(),
+            level: Level::Missing,
+            found: format!("{e:#}"),
+            fix: Some("add the Debian archive to /etc/apt/sources.list.d/".into()),
+        },
+    });
+    out.push(kvm(cache_dir, progress));
+    let usage = cache::usage(cache_dir);
+    let total: u64 = usage.iter().map(|(_, b)| b).sum();
+    out.push(Finding {
+        what: "cache".into(),
+        level: Level::Note,
+        found: format!(
+            "{} in {}{}",
+            cache::human(total),
+            cache_dir.display(),
+            if usage.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " ({})",
+                    usage
+                        .iter()
+                        .map(|(n, b)| format!("{n} {}", cache::human(*b)))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
+        ),
+        fix: Some("cargo harness clean (removes kernels the lock file does not name)".into()),
+    });
+    out
+}
+
+/// KVM, tried: a probe boot of the host-arch kernel the lock names first.
+fn kvm(cache_dir: &Path, progress: &dyn Fn(&str)) -> Finding {
+    let what = "KVM".to_string();
+    if !Path::new("/dev/kvm").exists() {
+        return Finding {
+            what,
+            level: Level::Note,
+            found: "no /dev/kvm: guests run under TCG (software emulation, ~10x slower)".into(),
+            fix: None,
+        };
+    }
+    let host = boot::host_arch();
+    let lock = lock::LockFile::load(&lock::LockFile::default_path()).unwrap_or_default();
+    let Some(entry) = lock
+        .entries
+        .iter()
+        .find(|e| e.arch == host && e.flavour == lock::GENERIC)
+    else {
+        return Finding {
+            what,
+            level: Level::Note,
+            found: "/dev/kvm present; not tried (no locked kernel to boot)".into(),
+            fix: Some("cargo harness lock".into()),
+        };
+    };
+    progress(&format!("trying KVM with {} {}", entry.alias, host));
+    let img = match kernel::fetch(cache_dir, entry, progress) {
+        Ok(img) => img,
+        Err(e) => {
+            return Finding {
+                what,
+                level: Level::Note,
+                found: format!("/dev/kvm present; not tried: {e:#}"),
+                fix: None,
+            }
+        }
+    };
+    let scratch = match tempfile::tempdir() {
+        Ok(d) => d,
+        Err(e) => {
+            return Finding {
+                what,
+                level: Level::Note,
+                found: format!("/dev/kvm present; not tried: {e}"),
+                fix: None,
+            }
+        }
+    };
+    let choice = accel::choose(
+        boot::Accel::Auto,
+        host,
+        &setup::vng_path(cache_dir),
+        &img.vmlinuz,
+        scratch.path(),
+    );
+    match choice.accel {
+        boot::Accel::Kvm => Finding {
+            what,
+            level: Level::Ok,
+            found: format!("works: {}", choice.reason),
+            fix: None,
+        },
+        _ => Finding {
+            what,
+            level: Level::Note,
+            found: format!("present but unusable ({}): TCG will be used", choice.reason),
+            fix: Some(
+                "nothing to do here; on a host with working KVM the matrix uses it by itself"
+                    .into(),
+            ),
+        },
+    }
+}
