@@ -8,6 +8,17 @@ use anyhow::{Context, Result};
 
 use crate::lock::LockFile;
 
+/// The cache size above which `harness matrix` prunes what the lock file
+/// does not name: `$UNLINK_HARNESS_CACHE_MAX_GIB`, default 20 GiB (the full
+/// matrix needs about 3.5 GiB).
+pub fn max_bytes() -> u64 {
+    let gib = std::env::var("UNLINK_HARNESS_CACHE_MAX_GIB")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(20);
+    gib << 30
+}
+
 /// Bytes under `path` (symlinks not followed; unreadable entries skipped).
 pub fn size_of(path: &Path) -> u64 {
     let Ok(meta) = std::fs::symlink_metadata(path) else {

@@ -528,6 +528,21 @@ fn matrix_cmd(args: MatrixArgs) -> Result<ExitCode> {
     let _ = ui.join();
     let wall = started.elapsed().as_secs_f64();
     report::write(&args.report, &results, &choice.reason, wall)?;
+    // Keep the cache within its limit: what the lock does not name goes.
+    let size = harness::cache::size_of(&cache);
+    if size > harness::cache::max_bytes() {
+        let lock = LockFile::load(&LockFile::default_path())?;
+        let freed: u64 = harness::cache::prune(&cache, &lock)?
+            .iter()
+            .map(|(_, b)| b)
+            .sum();
+        note(&format!(
+            "cache {} over its limit ({}): pruned {} of kernels the lock file does not name",
+            harness::cache::human(size),
+            harness::cache::human(harness::cache::max_bytes()),
+            harness::cache::human(freed)
+        ));
+    }
     let failed = results.iter().filter(|c| c.status != Status::Pass).count();
     println!("{}", report::summary_md(&results, &choice.reason, wall));
     println!(
