@@ -234,6 +234,32 @@ fn an_impossible_deadline_times_out_one_cell_only() {
     );
 }
 
+/// `--kernel-image` with `--kernel-modules`: a kernel the user has (here a
+/// Debian 6.12 image taken out of the cache, as if built by hand) runs as a
+/// `custom` cell through the same gate.
+#[test]
+fn a_users_own_kernel_image_is_a_cell() {
+    let lock =
+        harness::lock::LockFile::load(&harness::lock::LockFile::default_path()).expect("lock file");
+    let entry = lock
+        .get("trixie", harness::boot::host_arch(), harness::lock::GENERIC)
+        .expect("trixie is locked for the host arch");
+    let img = harness::kernel::fetch(&harness::kernel::cache_root(), entry, &|_| {})
+        .expect("fetching the kernel to use as the user's own");
+    let _g = guests();
+    let image = img.vmlinuz.to_string_lossy().into_owned();
+    let modules = img.modules.to_string_lossy().into_owned();
+    let (_report, json, out) =
+        run_matrix(&["--kernel-image", &image, "--kernel-modules", &modules]);
+    let all = cells(&json);
+    assert_eq!(all.len(), 1, "{}", String::from_utf8_lossy(&out.stderr));
+    let cell = &all[0];
+    assert_eq!(cell["alias"], "custom");
+    assert_eq!(cell["release"], img.release.as_str(), "{cell:#}");
+    assert_eq!(cell["status"], "pass", "{cell:#}");
+    assert!(out.status.success());
+}
+
 /// A damaged cache is noticed and repaired: a corrupted cached `.deb` is
 /// fetched again (checked against the apt index's SHA256), and a damaged
 /// extracted kernel is extracted again.
