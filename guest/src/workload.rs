@@ -181,7 +181,8 @@ pub fn names() -> Result<Vec<Step>> {
         create(name)?;
         steps.push(call(At::Plain, name, false));
     }
-    // Three 200-byte directories deep: a 605-byte path.
+    // Three 200-byte directories deep and a file: a 604-byte path, longer
+    // than the tracer's buffer.
     let seg = "d".repeat(200);
     let mut path = String::new();
     for _ in 0..3 {

@@ -57,11 +57,6 @@ fn tool(what: &str, cmd: &mut Command, fix: &str) -> Finding {
     }
 }
 
-fn installed(pkg: &str) -> bool {
-    first_line(Command::new("dpkg-query").args(["-W", "-f=${Status}\n", pkg]))
-        .is_some_and(|s| s.contains("install ok installed"))
-}
-
 /// Every check; `progress` hears about the slow ones (the KVM probe).
 pub fn run(cache_dir: &Path, progress: &dyn Fn(&str)) -> Vec<Finding> {
     let backports =
@@ -111,7 +106,7 @@ pub fn run(cache_dir: &Path, progress: &dyn Fn(&str)) -> Vec<Finding> {
             .map(|(_, p)| p)
             .unwrap_or(&[]),
     ) {
-        if !installed(pkg) {
+        if !setup::installed(pkg) {
             out.push(Finding {
                 what: format!("package {pkg}"),
                 level: Level::Missing,
@@ -127,14 +122,7 @@ pub fn run(cache_dir: &Path, progress: &dyn Fn(&str)) -> Vec<Finding> {
         }
     }
     let target = Arch::Arm64.rust_target();
-    let has_target = Command::new("rustup")
-        .args(["target", "list", "--installed"])
-        .output()
-        .is_ok_and(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .any(|l| l == target)
-        });
+    let has_target = setup::rust_target_installed(target);
     out.push(Finding {
         what: "rust target for arm64".into(),
         level: if has_target {
@@ -217,24 +205,15 @@ fn kvm(cache_dir: &Path, progress: &dyn Fn(&str)) -> Finding {
         };
     };
     progress(&format!("trying KVM with {} {}", entry.alias, host));
-    let img = match kernel::fetch(cache_dir, entry, progress) {
-        Ok(img) => img,
+    let ready =
+        kernel::fetch(cache_dir, entry, progress).and_then(|img| Ok((img, tempfile::tempdir()?)));
+    let (img, scratch) = match ready {
+        Ok(x) => x,
         Err(e) => {
             return Finding {
                 what,
                 level: Level::Note,
                 found: format!("/dev/kvm present; not tried: {e:#}"),
-                fix: None,
-            }
-        }
-    };
-    let scratch = match tempfile::tempdir() {
-        Ok(d) => d,
-        Err(e) => {
-            return Finding {
-                what,
-                level: Level::Note,
-                found: format!("/dev/kvm present; not tried: {e}"),
                 fix: None,
             }
         }

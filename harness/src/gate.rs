@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use unlink_schema::{RunOutcome, Step};
+use unlink_schema::{RunOutcome, Step, FILENAME_BUF};
 
 use crate::check::{self, PrintkLine, SnapshotCheck};
 use crate::kernel::KernelImage;
@@ -85,6 +85,15 @@ pub fn read_run(dir: &Path) -> Result<Run> {
         steps,
         trace,
         stderr,
+    })
+}
+
+/// `uname -r` as the guest agent reported it (in any scenario's result).
+pub fn guest_release(out: &Path) -> Option<String> {
+    SCENARIOS.iter().find_map(|s| {
+        let bytes = std::fs::read(out.join(s).join("result.json")).ok()?;
+        let o: RunOutcome = serde_json::from_slice(&bytes).ok()?;
+        Some(o.kernel_release).filter(|r| !r.is_empty())
     })
 }
 
@@ -186,7 +195,30 @@ pub fn gate(
             let snap = check::snapshot_for(&snaps, name, alias, arch);
             facts.snapshots.push((name.to_string(), snap.clone()));
             texts.insert(name, n.text.clone());
+            // Truncation must be visible, never silent.
+            let truncation = if name == "names" {
+                let long = run
+                    .steps
+                    .iter()
+                    .filter(|s| s.path_len >= FILENAME_BUF)
+                    .count();
+                let flagged = normalise::pair(&run.steps, &events)
+                    .iter()
+                    .zip(&run.steps)
+                    .filter(|(e, s)| {
+                        s.path_len >= FILENAME_BUF && e.is_some_and(|e| e.filename_truncated)
+                    })
+                    .count();
+                (long == 0 || flagged < long).then(|| {
+                    format!("{flagged} of {long} paths longer than the tracer's {FILENAME_BUF}-byte buffer are marked truncated")
+                })
+            } else {
+                None
+            };
             runs.insert(name, (run.steps.clone(), events, summary));
+            if let Some(problem) = truncation {
+                anyhow::bail!("{problem}");
+            }
             match check::check_snapshot(&snaps, &snap, &n.text)? {
                 SnapshotCheck::Match => Ok(format!(
                     "matches snapshot {snap}: {} calls, {} workload events",
@@ -198,20 +230,6 @@ pub fn gate(
         })();
         results.push(verdict(name, r));
     }
-    if let Some((steps, events, _)) = runs.get("names") {
-        let truncated = normalise::pair(steps, events)
-            .iter()
-            .zip(steps)
-            .any(|(e, s)| s.path_len > 511 && e.is_some_and(|e| e.filename_truncated));
-        if !truncated {
-            if let Some(r) = results.iter_mut().find(|r| r.name == "names") {
-                r.status = Status::Fail;
-                r.detail =
-                    "the path longer than the tracer's buffer is not marked truncated".into();
-            }
-        }
-    }
-
     results.push(verdict("printk", check_printk(&out.join("printk"))));
     results.push(check_fentry(
         &out.join("fentry"),

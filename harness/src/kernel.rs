@@ -107,7 +107,16 @@ pub fn sha256_file(path: &Path) -> Result<String> {
         }
         h.update(&buf[..n]);
     }
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hex(&h.finalize()))
+}
+
+/// Lowercase hex SHA256 of bytes.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn run(cmd: &mut Command, what: &str) -> Result<String> {
@@ -299,30 +308,31 @@ pub fn fetch(cache: &Path, locked: &LockEntry, progress: &dyn Fn(&str)) -> Resul
 
     let deb_dir = cache.join("debs");
     std::fs::create_dir_all(&deb_dir)?;
-    let mut files = Vec::new();
-    let mut apt: Option<PrivateApt> = None;
-    for p in &debs {
-        let path = deb_dir.join(p.deb_file_name());
-        if path.is_file() && sha256_file(&path)? == p.sha256 {
-            files.push(path);
-            continue;
+    let missing: Vec<&PackageInfo> = debs
+        .iter()
+        .filter(|p| {
+            let path = deb_dir.join(p.deb_file_name());
+            !(path.is_file() && sha256_file(&path).is_ok_and(|sum| sum == p.sha256))
+        })
+        .collect();
+    if !missing.is_empty() {
+        let apt = index(cache, &locked.suite, progress)?;
+        for p in missing {
+            if !apt.has_version(&p.package, &p.architecture, &p.version)? {
+                let newest = apt
+                    .show(&locked.meta, &p.architecture)
+                    .ok()
+                    .and_then(|v| v.into_iter().next())
+                    .map(|m| m.version);
+                bail!("{}", lock::left_mirror_message(locked, newest.as_deref()));
+            }
+            download_verified(&apt, p, &deb_dir, progress)?;
         }
-        if apt.is_none() {
-            apt = Some(index(cache, &locked.suite, progress)?);
-        }
-        let Some(apt) = apt.as_ref() else {
-            continue;
-        };
-        if !apt.has_version(&p.package, &p.architecture, &p.version)? {
-            let newest = apt
-                .show(&locked.meta, &p.architecture)
-                .ok()
-                .and_then(|v| v.into_iter().next())
-                .map(|m| m.version);
-            bail!("{}", lock::left_mirror_message(locked, newest.as_deref()));
-        }
-        files.push(download_verified(apt, p, &deb_dir, progress)?);
     }
+    let files: Vec<PathBuf> = debs
+        .iter()
+        .map(|p| deb_dir.join(p.deb_file_name()))
+        .collect();
 
     progress(&format!("extracting {}", main.package));
     if kdir.exists() {

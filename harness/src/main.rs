@@ -449,9 +449,9 @@ fn matrix_cmd(args: MatrixArgs) -> Result<ExitCode> {
     }
 
     // KVM or TCG: decided once, by a probe boot of the first host-arch
-    // kernel (only for --accel auto). A failed fetch is left to its cell.
+    // kernel (only for --accel auto). A failed fetch is left to its cell;
+    // a fetched one is found in the cache by its cell.
     std::fs::create_dir_all(&args.report)?;
-    let mut prefetched = Vec::new();
     let probe_cell = specs
         .iter()
         .find(|(id, _, _)| id.arch == harness::boot::host_arch());
@@ -462,13 +462,7 @@ fn matrix_cmd(args: MatrixArgs) -> Result<ExitCode> {
                 KernelSource::Locked(e) => kernel::fetch(&cache, e, &note),
             };
             match img {
-                Ok(img) => {
-                    let c = accel::choose(args.accel, id.arch, &vng, &img.vmlinuz, &args.report);
-                    if matches!(source, KernelSource::Locked(_)) {
-                        prefetched.push(img);
-                    }
-                    c
-                }
+                Ok(img) => accel::choose(args.accel, id.arch, &vng, &img.vmlinuz, &args.report),
                 Err(e) => accel::AccelChoice {
                     accel: Accel::Tcg,
                     reason: format!("no kernel to probe KVM with ({e:#})"),
@@ -511,7 +505,6 @@ fn matrix_cmd(args: MatrixArgs) -> Result<ExitCode> {
             TransportArg::Virtiofs => Some(setup::virtiofsd_dir(&cache)),
             TransportArg::NineP => None,
         },
-        prefetched,
     };
     note(&format!(
         "{} cells, {} at a time",

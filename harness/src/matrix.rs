@@ -155,8 +155,6 @@ pub struct Plan {
     pub jobs: usize,
     /// The dir holding `virtiofsd` (None: every guest uses 9p).
     pub virtiofsd_dir: Option<PathBuf>,
-    /// Kernels already fetched (the one the KVM probe booted): not fetched again.
-    pub prefetched: Vec<KernelImage>,
 }
 
 /// Guest roots built during a run, one per recipe (built once, shared).
@@ -258,15 +256,8 @@ fn run_cell(
         stage(Stage::Fetching);
         let img = match &cell.kernel {
             KernelSource::Custom(img) => img.clone(),
-            KernelSource::Locked(locked) => match plan
-                .prefetched
-                .iter()
-                .find(|k| k.alias == id.alias && k.arch == id.arch)
-            {
-                Some(img) => img.clone(),
-                None => kernel::fetch(&plan.cache, locked, &note)
-                    .with_context(|| format!("fetching the {} kernel", id.alias))?,
-            },
+            KernelSource::Locked(locked) => kernel::fetch(&plan.cache, locked, &note)
+                .with_context(|| format!("fetching the {} kernel", id.alias))?,
         };
         r.kernel_package = Some(img.package.clone());
         r.kernel = Some(img.version.clone());
@@ -447,7 +438,11 @@ fn boot_and_check(
         cell: id.clone(),
         stage: Stage::Checking,
     });
-    let release = r.release.clone().unwrap_or_else(|| img.release.clone());
+    // A user's image may not say its release; the guest always does.
+    if r.release.is_none() {
+        r.release = gate::guest_release(&out);
+    }
+    let release = r.release.clone().unwrap_or_default();
     let (scenarios, facts) = gate::gate(&out, img, &id.alias, id.arch.name(), &release);
     r.scenarios = scenarios;
     r.symbol = facts.symbol;

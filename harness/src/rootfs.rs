@@ -19,7 +19,6 @@ use std::process::Command;
 
 use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::apt::{self, PackageInfo, PrivateApt};
 use crate::kernel;
@@ -122,12 +121,6 @@ impl Recipe {
         Ok(r)
     }
 
-    pub fn load(path: &Path) -> Result<Self> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        Self::parse(&text).with_context(|| path.display().to_string())
-    }
-
     /// Every path a finished root must have: `require` and the busybox.
     pub fn required(&self) -> Vec<String> {
         self.require.iter().chain(&self.busybox).cloned().collect()
@@ -141,8 +134,6 @@ pub struct GuestRoot {
     pub dir: PathBuf,
     /// The guest-arch busybox in it (`vng --busybox`), if the recipe names one.
     pub busybox: Option<PathBuf>,
-    /// What it was built from (also in `root.json` next to `dir`).
-    pub marker: RootMarker,
 }
 
 /// What a finished root was built from (its `root.json`).
@@ -223,14 +214,6 @@ pub fn parse_simulated(text: &str) -> Result<Vec<Resolved>> {
     Ok(out)
 }
 
-/// Lowercase hex SHA256 of bytes.
-fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 /// The cache key of a root: format, recipe text and resolved packages.
 pub fn root_key(recipe_text: &str, packages: &[PackageInfo]) -> String {
     let mut text = format!("format {FORMAT}\n{recipe_text}\n");
@@ -240,7 +223,7 @@ pub fn root_key(recipe_text: &str, packages: &[PackageInfo]) -> String {
             p.package, p.version, p.architecture, p.sha256
         ));
     }
-    sha256_hex(text.as_bytes())[..16].to_string()
+    kernel::sha256_hex(text.as_bytes())[..16].to_string()
 }
 
 /// The directory name of a root.
@@ -362,7 +345,7 @@ pub fn build(cache: &Path, recipe_path: &Path, progress: &dyn Fn(&str)) -> Resul
         key: key.clone(),
         suite: recipe.suite.clone(),
         arch: recipe.arch,
-        recipe_sha256: sha256_hex(text.as_bytes()),
+        recipe_sha256: kernel::sha256_hex(text.as_bytes()),
         packages,
     };
 
@@ -370,16 +353,15 @@ pub fn build(cache: &Path, recipe_path: &Path, progress: &dyn Fn(&str)) -> Resul
     let name = root_dir_name(&recipe, &key);
     let dir = roots.join(&name);
     let _lock = kernel::lock_entry(&roots.join(format!("{name}.lock")))?;
-    let finished = |want: RootMarker| {
+    let finished = || {
         let root = dir.join("root");
         GuestRoot {
             busybox: recipe.busybox.as_ref().map(|b| root.join(b)),
             dir: root,
-            marker: want,
         }
     };
     if is_finished(&dir, &want, &recipe) {
-        return Ok(finished(want));
+        return Ok(finished());
     }
     if dir.exists() {
         progress(&format!("{}: incomplete root, rebuilding", dir.display()));
@@ -402,7 +384,7 @@ pub fn build(cache: &Path, recipe_path: &Path, progress: &dyn Fn(&str)) -> Resul
         let _ = std::fs::remove_dir_all(&partial);
         // Another build of the same key may have finished first.
         if is_finished(&dir, &want, &recipe) {
-            return Ok(finished(want));
+            return Ok(finished());
         }
         return Err(e).with_context(|| format!("moving the new root to {}", dir.display()));
     }
@@ -411,7 +393,7 @@ pub fn build(cache: &Path, recipe_path: &Path, progress: &dyn Fn(&str)) -> Resul
         dir.display(),
         want.packages.len()
     ));
-    Ok(finished(want))
+    Ok(finished())
 }
 
 /// Removes partial builds of `name` whose builder is gone.
@@ -675,7 +657,7 @@ mod tests {
     #[test]
     fn the_committed_recipe_parses() {
         let path = crate::manifest::repo_root().join("vm-images/arm64-root.toml");
-        let r = Recipe::load(&path).unwrap();
+        let r = Recipe::parse(&std::fs::read_to_string(&path).unwrap()).unwrap();
         assert_eq!(r.arch, Arch::Arm64);
         assert_eq!(r.busybox.as_deref(), Some("bin/busybox"));
         assert!(r.required().iter().any(|p| p == "bin/busybox"));

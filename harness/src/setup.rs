@@ -107,7 +107,8 @@ fn foreign_arches() -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn rust_target_installed(triple: &str) -> bool {
+/// Whether rustup has the target installed.
+pub fn rust_target_installed(triple: &str) -> bool {
     Command::new("rustup")
         .args(["target", "list", "--installed"])
         .output()
@@ -119,7 +120,8 @@ fn rust_target_installed(triple: &str) -> bool {
         .unwrap_or(false)
 }
 
-fn installed(pkg: &str) -> bool {
+/// Whether dpkg has the package (`name` or `name:arch`) installed.
+pub fn installed(pkg: &str) -> bool {
     Command::new("dpkg-query")
         .args(["-W", "-f=${Status}", pkg])
         .output()

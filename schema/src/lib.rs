@@ -3,6 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The tracer's filename buffer (`FNAME_MAX` in `bpf/unlink.h`): paths of
+/// this many bytes or more reach user space truncated (and flagged).
+pub const FILENAME_BUF: usize = 512;
+
 /// One unlink call (`unlink-tracer --json`, one per line); fields are
 /// documented in the README.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,7 +4,8 @@
 use thiserror::Error;
 
 pub const COMM_LEN: usize = 16;
-pub const FNAME_MAX: usize = 512;
+/// `FNAME_MAX` of `bpf/unlink.h`.
+pub const FNAME_MAX: usize = unlink_schema::FILENAME_BUF;
 pub const EVENT_SIZE: usize = 56 + FNAME_MAX;
 
 const EV_FNAME_TRUNCATED: u32 = 1 << 0;
