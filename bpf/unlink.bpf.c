@@ -4,7 +4,8 @@
  *
  * Entry (kprobe or fentry) stashes pid, tid, comm, dfd and the path per
  * thread; the return (kretprobe or fexit) joins it with the return value
- * and latency into one event sent through a ring buffer.
+ * and latency into one event sent through a ring buffer. The consumer is
+ * woken per batch (wakeup_bytes), not per event.
  *
  * printk_entry/printk_exit are the classic tutorial, kept word for word
  * apart from the sign of ret.
@@ -26,6 +27,9 @@ const volatile __u32 filter_tgid = 0;  /* 0: every process */
 const volatile bool ret_is_int = true; /* the traced function returns a 32-bit int */
 const volatile __u32 dfd_arg = 0;      /* parameter index of dfd, NO_ARG if none */
 const volatile __u32 name_arg = 1;     /* parameter index of struct filename * */
+/* Wake the consumer only once this much is waiting (it also drains on its
+ * own poll timeout): one wakeup per batch instead of one per event. */
+const volatile __u64 wakeup_bytes = 64 * 1024;
 
 #define NO_ARG 0xff
 #define MAX_INFLIGHT 10240
@@ -127,7 +131,8 @@ static __always_inline int on_return(__u64 raw_ret)
 	__builtin_memcpy(e, stashed, sizeof(*e));
 	e->latency_ns = bpf_ktime_get_ns() - e->ts_ns;
 	e->ret = fix_ret(raw_ret);
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ?
+				      BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 	__sync_fetch_and_add(&counters.events, 1);
 	bpf_map_delete_elem(&inflight, &id);
 	return 0;

@@ -103,4 +103,17 @@ struct filename {
 
 #pragma clang attribute pop
 
+/* include/uapi/linux/bpf.h: bpf_ringbuf_submit() flags, bpf_ringbuf_query() flags. */
+enum {
+	BPF_RB_NO_WAKEUP = (1ULL << 0),
+	BPF_RB_FORCE_WAKEUP = (1ULL << 1),
+};
+
+enum {
+	BPF_RB_AVAIL_DATA = 0,
+	BPF_RB_RING_SIZE = 1,
+	BPF_RB_CONS_POS = 2,
+	BPF_RB_PROD_POS = 3,
+};
+
 #endif /* __UNLINK_VMLINUX_H__ */

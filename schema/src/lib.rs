@@ -146,3 +146,52 @@ pub struct Load {
     /// `--pid` set to it, so its counters are the workload's alone).
     pub pid: u32,
 }
+
+/// The function the tracer attaches to on the running kernel
+/// (`unlink-tracer --show-target`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetInfo {
+    pub symbol: String,
+    /// Its prototype, as the kernel's BTF has it.
+    pub proto: String,
+    /// The function returns a 32-bit int.
+    pub ret_is_int: bool,
+    /// Parameter index of `dfd`, if there is one.
+    pub dfd_arg: Option<u32>,
+    /// Parameter index of the `struct filename *`.
+    pub name_arg: u32,
+}
+
+/// One measured round of one probe mode in an overhead run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OverheadRound {
+    pub mode: String,
+    /// 0-based; rounds interleave the modes.
+    pub round: u32,
+    pub ok: bool,
+    pub error: Option<String>,
+    /// Seconds until the probe was attached (0 for the baseline).
+    pub attach_s: f64,
+    /// Seconds the criterion bench ran.
+    pub bench_s: f64,
+    /// Calls the probe reported seeing (tracer events, bpftrace lines / 2,
+    /// printk lines / 2); None where the probe has no output.
+    pub probe_calls: Option<u64>,
+    /// Events the probe says it dropped (tracer modes).
+    pub probe_dropped: Option<u64>,
+    /// Where criterion wrote this round's results (CRITERION_HOME), relative
+    /// to the run's output directory.
+    pub criterion_dir: String,
+}
+
+/// What the guest agent writes at the end of an overhead run
+/// (`overhead-run.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OverheadRun {
+    pub kernel_release: String,
+    /// Where the probes were attached (None if the tracer could not say).
+    pub target: Option<TargetInfo>,
+    /// The bench binary's arguments (criterion's timing settings).
+    pub bench_args: Vec<String>,
+    pub rounds: Vec<OverheadRound>,
+}

@@ -53,6 +53,9 @@ struct Cli {
     /// Show libbpf's own messages (verifier log included) on stderr.
     #[arg(short, long)]
     verbose: bool,
+    /// Print the function the probes would attach to (JSON) and exit.
+    #[arg(long)]
+    show_target: bool,
 }
 
 fn parse_seconds(s: &str) -> Result<Duration, String> {
@@ -118,6 +121,17 @@ fn main() -> ExitCode {
 fn run(cli: &Cli) -> Result<()> {
     unlink_tracer::probe::capture_libbpf_log(cli.verbose);
     let target = target::resolve_running(cli.symbol.as_deref())?;
+    if cli.show_target {
+        let info = unlink_schema::TargetInfo {
+            symbol: target.symbol.clone(),
+            proto: target.proto.to_string(),
+            ret_is_int: target.ret_is_int,
+            dfd_arg: target.dfd_arg,
+            name_arg: target.name_arg,
+        };
+        println!("{}", serde_json::to_string(&info)?);
+        return Ok(());
+    }
     let cfg = Config {
         mode: cli.mode,
         target: target.clone(),

@@ -20,6 +20,8 @@ use crate::skel::{OpenUnlinkSkel, UnlinkSkel, UnlinkSkelBuilder};
 use crate::target::Target;
 
 const NO_ARG: u32 = 0xff;
+/// The ring buffer's size in `bpf/unlink.bpf.c`.
+const RINGBUF_DEFAULT_BYTES: u32 = 256 * 1024;
 const KPROBE_PMU: &str = "/sys/bus/event_source/devices/kprobe/type";
 const TRACEFS_DIRS: &[&str] = &["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
 
@@ -32,6 +34,12 @@ pub enum Mode {
     Fentry,
     /// The tutorial: bpf_printk lines in trace_pipe.
     Printk,
+    /// An empty kprobe: the cost of the entry mechanism alone (overhead runs).
+    EmptyKprobe,
+    /// An empty kretprobe: the cost of the return mechanism alone.
+    EmptyKretprobe,
+    /// An empty kprobe + kretprobe pair.
+    EmptyPair,
 }
 
 impl Mode {
@@ -41,7 +49,15 @@ impl Mode {
             Mode::Kprobe => "kprobe",
             Mode::Fentry => "fentry",
             Mode::Printk => "printk",
+            Mode::EmptyKprobe => "empty-kprobe",
+            Mode::EmptyKretprobe => "empty-kretprobe",
+            Mode::EmptyPair => "empty-pair",
         }
+    }
+
+    /// Whether the mode produces output (the empty modes do not).
+    pub fn has_output(self) -> bool {
+        matches!(self, Mode::Kprobe | Mode::Fentry | Mode::Printk)
     }
 }
 
@@ -177,7 +193,7 @@ pub type ObjectStorage = MaybeUninit<OpenObject>;
 impl<'obj> Session<'obj> {
     /// Opens, configures, loads and attaches the programs of `cfg.mode`.
     pub fn start(cfg: &Config, storage: &'obj mut ObjectStorage) -> Result<Self, ProbeError> {
-        if matches!(cfg.mode, Mode::Kprobe | Mode::Printk) && !Path::new(KPROBE_PMU).exists() {
+        if cfg.mode != Mode::Fentry && !Path::new(KPROBE_PMU).exists() {
             return Err(ProbeError::NoKprobes);
         }
         if cfg.mode == Mode::Fentry && !fentry_layout(&cfg.target) {
@@ -208,6 +224,7 @@ impl<'obj> Session<'obj> {
         match cfg.mode {
             Mode::Kprobe | Mode::Fentry => session.open_ring()?,
             Mode::Printk => session.trace_pipe = Some(open_trace_pipe()?),
+            Mode::EmptyKprobe | Mode::EmptyKretprobe | Mode::EmptyPair => {}
         }
         Ok(session)
     }
@@ -247,6 +264,24 @@ impl<'obj> Session<'obj> {
                         .attach_kprobe(true, symbol)
                         .map_err(|e| attach_err("kretprobe", e))?,
                 );
+            }
+            Mode::EmptyKprobe | Mode::EmptyKretprobe | Mode::EmptyPair => {
+                if self.mode != Mode::EmptyKretprobe {
+                    self.links.push(
+                        progs
+                            .empty_kprobe
+                            .attach_kprobe(false, symbol)
+                            .map_err(|e| attach_err("kprobe", e))?,
+                    );
+                }
+                if self.mode != Mode::EmptyKprobe {
+                    self.links.push(
+                        progs
+                            .empty_kretprobe
+                            .attach_kprobe(true, symbol)
+                            .map_err(|e| attach_err("kretprobe", e))?,
+                    );
+                }
             }
             Mode::Fentry => {
                 for prog in [&progs.fentry_unlink, &progs.fexit_unlink] {
@@ -289,7 +324,14 @@ impl<'obj> Session<'obj> {
         sink: &mut dyn FnMut(Output),
     ) -> Result<(), ProbeError> {
         if let Some(ring) = &self.ring {
+            // The BPF side wakes us per batch: after the wait, drain
+            // whatever is there, woken or not.
             let rc = ring.poll_raw(timeout);
+            let rc = if rc >= 0 || rc == -libc_eintr() {
+                ring.consume_raw()
+            } else {
+                rc
+            };
             if rc < 0 && rc != -libc_eintr() {
                 return Err(ProbeError::RingBuffer(format!(
                     "poll failed: {}",
@@ -299,6 +341,10 @@ impl<'obj> Session<'obj> {
             while let Some(e) = self.queue.borrow_mut().pop_front() {
                 sink(Output::Call(e));
             }
+        }
+        if self.ring.is_none() && self.trace_pipe.is_none() {
+            // Nothing to read (the empty modes): just wait.
+            std::thread::sleep(timeout);
         }
         if let Some(pipe) = &mut self.trace_pipe {
             wait_readable(pipe.get_ref(), timeout);
@@ -373,6 +419,8 @@ fn configure(open: &mut OpenUnlinkSkel<'_>, cfg: &Config) -> Result<(), ProbeErr
     rodata.ret_is_int = t.ret_is_int;
     rodata.dfd_arg = t.dfd_arg.unwrap_or(NO_ARG);
     rodata.name_arg = t.name_arg;
+    // A quarter of the ring: the consumer is woken well before it is full.
+    rodata.wakeup_bytes = u64::from(cfg.ringbuf_bytes.unwrap_or(RINGBUF_DEFAULT_BYTES) / 4);
 
     if let Some(bytes) = cfg.ringbuf_bytes {
         open.maps
@@ -386,6 +434,9 @@ fn configure(open: &mut OpenUnlinkSkel<'_>, cfg: &Config) -> Result<(), ProbeErr
         Mode::Kprobe => &["kprobe_unlink", "kretprobe_unlink"],
         Mode::Fentry => &["fentry_unlink", "fexit_unlink"],
         Mode::Printk => &["printk_entry", "printk_exit"],
+        Mode::EmptyKprobe => &["empty_kprobe"],
+        Mode::EmptyKretprobe => &["empty_kretprobe"],
+        Mode::EmptyPair => &["empty_kprobe", "empty_kretprobe"],
     };
     for prog in [
         &mut progs.kprobe_unlink,
