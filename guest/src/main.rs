@@ -15,6 +15,7 @@
 //! one marker line per scenario, so the console log stays a kernel log.
 
 mod oracle;
+mod overhead;
 mod workload;
 
 use std::fs::{self, File};
@@ -39,6 +40,8 @@ struct Cli {
 enum Cmd {
     /// Run scenarios, each with its own tracer run; results go to OUT/NAME/.
     Run(RunArgs),
+    /// Measure what each probe mode costs an unlink (criterion, interleaved rounds).
+    Overhead(overhead::OverheadArgs),
     /// One unlink as the current (dropped) user; its step as JSON on stdout.
     AsUser {
         #[arg(long)]
@@ -160,13 +163,31 @@ fn main() {
             }
         }
         Cmd::Run(args) => run_all(&args),
+        Cmd::Overhead(args) => {
+            let release = release();
+            println!("UNLINK-GUEST: start {release}");
+            let ok = match prepare_workdir() {
+                Ok(()) => overhead::run(&args, &release, Path::new(WORKDIR)),
+                Err(e) => {
+                    println!("UNLINK-GUEST: overhead FAIL {e:#}");
+                    false
+                }
+            };
+            if !ok {
+                std::process::exit(1);
+            }
+        }
     }
 }
 
-fn run_all(args: &RunArgs) {
-    let release = nix::sys::utsname::uname()
+fn release() -> String {
+    nix::sys::utsname::uname()
         .map(|u| u.release().to_string_lossy().into_owned())
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+fn run_all(args: &RunArgs) {
+    let release = release();
     // The host starts its run deadline at this line (its boot deadline ends).
     println!("UNLINK-GUEST: start {release}");
     let prepared = prepare_workdir();
@@ -328,7 +349,7 @@ fn prepare_workdir() -> Result<()> {
 }
 
 /// SIGINT, then wait up to 30 s, then SIGKILL.
-fn stop(child: &mut Child) -> Result<Option<i32>> {
+pub(crate) fn stop(child: &mut Child) -> Result<Option<i32>> {
     let pid = Pid::from_raw(child.id() as i32);
     let _ = kill(pid, Signal::SIGINT);
     let deadline = Instant::now() + Duration::from_secs(30);

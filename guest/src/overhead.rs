@@ -1,0 +1,489 @@
+//! `unlink-guest overhead`: what a probe costs one unlink. Rounds
+//! interleave the probe modes (the order rotates by one each round); in
+//! each, the mode's probe is attached, the criterion bench of the unlink
+//! path runs with its results in `OUT/criterion/MODE-rROUND/`, and the
+//! probe is stopped. The host pools the rounds ([`unlink_schema::OverheadRun`]
+//! in `OUT/overhead-run.json` says what ran).
+
+use std::fs::{self, File};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use unlink_schema::{OverheadRound, OverheadRun, Summary, TargetInfo};
+
+/// The modes an overhead run knows, in report order.
+pub const MODES: &[&str] = &[
+    "baseline",
+    "empty-kprobe",
+    "empty-kretprobe",
+    "empty-pair",
+    "kprobe",
+    "kprobe-json",
+    "fentry",
+    "printk",
+    "bpftrace",
+];
+
+/// The tracer's command line for a mode (pure): `kprobe` and `fentry`
+/// deliver every event to user space, which decodes and counts it
+/// (`--quiet`); `kprobe-json` prints each as a JSON line to a reader, as a
+/// user watching the output would.
+pub fn tracer_args(mode: &str) -> Vec<&str> {
+    match mode {
+        "kprobe-json" => vec!["--json", "--mode", "kprobe"],
+        "kprobe" | "fentry" => vec!["--json", "--quiet", "--mode", mode],
+        other => vec!["--json", "--mode", other],
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct OverheadArgs {
+    /// The unlink-tracer binary.
+    #[arg(long)]
+    tracer: PathBuf,
+    /// The criterion bench binary of the unlink path (benches/benches/unlink_path.rs).
+    #[arg(long)]
+    bench: PathBuf,
+    /// Shared directory for results.
+    #[arg(long)]
+    out: PathBuf,
+    /// Modes to measure (see MODES), interleaved in this order.
+    #[arg(long = "mode", required = true, value_parser = parse_mode)]
+    modes: Vec<&'static str>,
+    /// Rounds of all modes.
+    #[arg(long, default_value_t = 3)]
+    rounds: u32,
+    /// bpftrace binary (for the bpftrace mode).
+    #[arg(long, default_value = "bpftrace")]
+    bpftrace: PathBuf,
+    /// criterion: warm-up seconds per bench.
+    #[arg(long, default_value = "0.2")]
+    warm_up: String,
+    /// criterion: measurement seconds per bench.
+    #[arg(long, default_value = "1")]
+    measure: String,
+    /// criterion: samples per bench.
+    #[arg(long, default_value_t = 20)]
+    samples: u32,
+    /// Seconds to wait for a probe to attach.
+    #[arg(long, default_value_t = 300)]
+    attach_timeout: u64,
+}
+
+pub fn parse_mode(s: &str) -> Result<&'static str, String> {
+    MODES
+        .iter()
+        .copied()
+        .find(|m| *m == s)
+        .ok_or_else(|| format!("unknown mode `{s}`; known: {}", MODES.join(", ")))
+}
+
+/// The modes of round `round`: `modes` rotated left by `round` (pure).
+pub fn round_order(modes: &[&'static str], round: u32) -> Vec<&'static str> {
+    if modes.is_empty() {
+        return Vec::new();
+    }
+    let k = round as usize % modes.len();
+    modes[k..].iter().chain(&modes[..k]).copied().collect()
+}
+
+/// The criterion arguments of one bench run (pure).
+pub fn bench_args(warm_up: &str, measure: &str, samples: u32) -> Vec<String> {
+    [
+        "--bench",
+        "--noplot",
+        "--warm-up-time",
+        warm_up,
+        "--measurement-time",
+        measure,
+        "--sample-size",
+        &samples.to_string(),
+        // Only criterion's own per-round estimate uses resamples; the host
+        // pools the raw samples itself.
+        "--nresamples",
+        "1000",
+        "unlink/",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// bpftrace's version of the tutorial: filename on entry, ret on return,
+/// `READY` once attached (pure).
+pub fn bpftrace_script(t: &TargetInfo) -> String {
+    let ret = if t.ret_is_int {
+        "(int32)retval"
+    } else {
+        "retval"
+    };
+    format!(
+        "BEGIN {{ printf(\"READY\\n\"); }}\n\
+         kprobe:{sym} {{ printf(\"KPROBE ENTRY pid = %d, filename = %s\\n\", pid, str(((struct filename *)arg{n})->name)); }}\n\
+         kretprobe:{sym} {{ printf(\"KPROBE EXIT: pid = %d, ret = %d\\n\", pid, {ret}); }}\n",
+        sym = t.symbol,
+        n = t.name_arg,
+    )
+}
+
+/// Runs every round; writes `overhead-run.json` and `done`. Returns whether
+/// every round succeeded.
+pub fn run(args: &OverheadArgs, release: &str, workdir: &Path) -> bool {
+    let target = show_target(&args.tracer);
+    let bench_args = bench_args(&args.warm_up, &args.measure, args.samples);
+    let mut run = OverheadRun {
+        kernel_release: release.to_string(),
+        target: target.as_ref().ok().cloned(),
+        bench_args: bench_args.clone(),
+        rounds: Vec::new(),
+    };
+    let bench_dir = workdir.join("bench");
+    let prepared =
+        fs::create_dir_all(&bench_dir).with_context(|| format!("creating {}", bench_dir.display()));
+    for round in 0..args.rounds {
+        for mode in round_order(&args.modes, round) {
+            let criterion_dir = format!("criterion/{mode}-r{round}");
+            let mut r = OverheadRound {
+                mode: mode.to_string(),
+                round,
+                ok: false,
+                error: None,
+                attach_s: 0.0,
+                bench_s: 0.0,
+                probe_calls: None,
+                probe_dropped: None,
+                criterion_dir: criterion_dir.clone(),
+            };
+            let result = match (&prepared, &target) {
+                (Err(e), _) => Err(anyhow::anyhow!("{e:#}")),
+                (_, Err(e)) if mode == "bpftrace" => {
+                    Err(anyhow::anyhow!("no target for bpftrace: {e:#}"))
+                }
+                _ => one_round(
+                    args,
+                    mode,
+                    target.as_ref().ok(),
+                    &args.out.join(&criterion_dir),
+                    &bench_dir,
+                    &bench_args,
+                    &mut r,
+                ),
+            };
+            match result {
+                Ok(()) => r.ok = true,
+                Err(e) => r.error = Some(format!("{e:#}")),
+            }
+            match &r.error {
+                None => println!("UNLINK-GUEST: overhead {mode} round {round} OK"),
+                Some(e) => println!("UNLINK-GUEST: overhead {mode} round {round} FAIL {e}"),
+            }
+            run.rounds.push(r);
+        }
+    }
+    let all_ok = run.rounds.iter().all(|r| r.ok);
+    let written = serde_json::to_vec_pretty(&run)
+        .map_err(anyhow::Error::from)
+        .and_then(|b| fs::write(args.out.join("overhead-run.json"), b).map_err(Into::into));
+    if let Err(e) = &written {
+        println!("UNLINK-GUEST: overhead FAIL writing overhead-run.json: {e:#}");
+    }
+    let _ = fs::write(
+        args.out.join("done"),
+        if all_ok && written.is_ok() {
+            "ok\n"
+        } else {
+            "fail\n"
+        },
+    );
+    all_ok && written.is_ok()
+}
+
+fn show_target(tracer: &Path) -> Result<TargetInfo> {
+    let out = Command::new(tracer)
+        .arg("--show-target")
+        .output()
+        .with_context(|| format!("running {} --show-target", tracer.display()))?;
+    if !out.status.success() {
+        bail!(
+            "{} --show-target: {}",
+            tracer.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    serde_json::from_slice(&out.stdout).context("parsing the tracer's --show-target output")
+}
+
+/// A probe attached for one round, with its output being read.
+struct Probe {
+    child: Child,
+    reader: Option<JoinHandle<LineCount>>,
+    /// The tracer's stderr (its summary), where the probe is the tracer.
+    summary_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct LineCount {
+    /// Lines that report a call (JSON) or its entry or exit (tutorial lines).
+    calls: u64,
+    /// Events the tool said it lost (bpftrace's "Lost N events").
+    lost: u64,
+}
+
+fn one_round(
+    args: &OverheadArgs,
+    mode: &str,
+    target: Option<&TargetInfo>,
+    crit_dir: &Path,
+    bench_dir: &Path,
+    bench_args: &[String],
+    r: &mut OverheadRound,
+) -> Result<()> {
+    fs::create_dir_all(crit_dir).with_context(|| format!("creating {}", crit_dir.display()))?;
+    let start = Instant::now();
+    let probe = match mode {
+        "baseline" => None,
+        "bpftrace" => {
+            let t = target.context("no attach target for bpftrace")?;
+            Some(start_bpftrace(args, t, crit_dir)?)
+        }
+        tracer_mode => Some(start_tracer(args, tracer_mode, crit_dir)?),
+    };
+    r.attach_s = start.elapsed().as_secs_f64();
+
+    let bench_start = Instant::now();
+    let bench = Command::new(&args.bench)
+        .args(bench_args)
+        .env("CRITERION_HOME", crit_dir)
+        .env("UNLINK_BENCH_DIR", bench_dir)
+        .stdout(File::create(crit_dir.join("bench.out")).context("creating bench.out")?)
+        .stderr(File::create(crit_dir.join("bench.err")).context("creating bench.err")?)
+        .status()
+        .with_context(|| format!("running {}", args.bench.display()));
+    r.bench_s = bench_start.elapsed().as_secs_f64();
+
+    // Stopped whatever the bench did, so no probe outlives its round.
+    let stopped = probe.map(|p| stop_probe(p, mode)).transpose();
+    let bench = bench?;
+    if !bench.success() {
+        bail!(
+            "the bench exited with {bench}; see {}/bench.err",
+            r.criterion_dir
+        );
+    }
+    if let Some((calls, dropped)) = stopped?.flatten() {
+        r.probe_calls = Some(calls);
+        r.probe_dropped = Some(dropped);
+    }
+    Ok(())
+}
+
+fn start_tracer(args: &OverheadArgs, mode: &str, dir: &Path) -> Result<Probe> {
+    let ready = dir.join("ready");
+    let stderr = dir.join("tracer.err");
+    let mut child = Command::new(&args.tracer)
+        .args(tracer_args(mode))
+        .arg("--ready-file")
+        .arg(&ready)
+        .stdout(Stdio::piped())
+        .stderr(File::create(&stderr).context("creating tracer.err")?)
+        .spawn()
+        .with_context(|| format!("starting {}", args.tracer.display()))?;
+    let reader = child
+        .stdout
+        .take()
+        .map(|out| std::thread::spawn(move || count_lines(out, None)));
+    let mut probe = Probe {
+        child,
+        reader,
+        summary_file: Some(stderr),
+    };
+    wait_ready(&mut probe, args.attach_timeout, &|| ready.exists())?;
+    Ok(probe)
+}
+
+fn start_bpftrace(args: &OverheadArgs, t: &TargetInfo, dir: &Path) -> Result<Probe> {
+    let script = bpftrace_script(t);
+    fs::write(dir.join("probe.bt"), &script).context("writing probe.bt")?;
+    let mut child = Command::new(&args.bpftrace)
+        .args(["-B", "line", "-e", &script])
+        .stdout(Stdio::piped())
+        .stderr(File::create(dir.join("bpftrace.err")).context("creating bpftrace.err")?)
+        .spawn()
+        .with_context(|| format!("starting {}", args.bpftrace.display()))?;
+    let ready = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&ready);
+    let reader = child
+        .stdout
+        .take()
+        .map(|out| std::thread::spawn(move || count_lines(out, Some(flag))));
+    let mut probe = Probe {
+        child,
+        reader,
+        summary_file: None,
+    };
+    wait_ready(&mut probe, args.attach_timeout, &|| {
+        ready.load(Ordering::SeqCst)
+    })?;
+    Ok(probe)
+}
+
+fn wait_ready(probe: &mut Probe, timeout: u64, ready: &dyn Fn() -> bool) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(timeout);
+    while !ready() {
+        if let Some(status) = probe.child.try_wait()? {
+            bail!("the probe exited before attaching ({status}); see its .err file");
+        }
+        if Instant::now() > deadline {
+            let _ = crate::stop(&mut probe.child);
+            bail!("the probe did not attach within {timeout}s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+/// Reads a probe's stdout to the end: the consumer a user would run.
+fn count_lines(out: impl std::io::Read, ready: Option<Arc<AtomicBool>>) -> LineCount {
+    let mut count = LineCount::default();
+    let mut reader = BufReader::with_capacity(1 << 16, out);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match reader.read_line(&mut line) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        if line.starts_with("READY") {
+            if let Some(flag) = &ready {
+                flag.store(true, Ordering::SeqCst);
+            }
+        } else if let Some(rest) = line.trim().strip_prefix("Lost ") {
+            count.lost += rest
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0);
+        } else if line.starts_with('{') || line.contains("KPROBE ") {
+            // A tracer JSON line, or a tutorial line (trace_pipe, bpftrace).
+            count.calls += 1;
+        }
+    }
+    count
+}
+
+/// Stops the probe; returns (calls seen, dropped) where it can tell.
+fn stop_probe(mut p: Probe, mode: &str) -> Result<Option<(u64, u64)>> {
+    let code = crate::stop(&mut p.child)?;
+    let lines = p
+        .reader
+        .take()
+        .and_then(|h| h.join().ok())
+        .unwrap_or_default();
+    if code != Some(0) && mode != "bpftrace" {
+        bail!("the {mode} probe exited with {code:?}; see its .err file");
+    }
+    match mode {
+        "bpftrace" => Ok(Some((lines.calls / 2, lines.lost))),
+        // Both trace_pipe lines of a call (entry, exit).
+        "printk" => Ok(Some((lines.calls / 2, 0))),
+        "kprobe" | "kprobe-json" | "fentry" => {
+            let path = p.summary_file.context("no tracer stderr")?;
+            let text =
+                fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+            let summary: Summary = text
+                .lines()
+                .rev()
+                .find_map(|l| serde_json::from_str(l).ok())
+                .context("the tracer wrote no summary")?;
+            Ok(Some((summary.counters.returns, summary.counters.dropped)))
+        }
+        _ => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounds_rotate_the_modes() {
+        let m = ["a", "b", "c"];
+        let cases: &[(u32, &[&str])] = &[
+            (0, &["a", "b", "c"]),
+            (1, &["b", "c", "a"]),
+            (2, &["c", "a", "b"]),
+            (3, &["a", "b", "c"]),
+        ];
+        for (round, want) in cases {
+            assert_eq!(round_order(&m, *round), *want, "round {round}");
+        }
+        assert!(round_order(&[], 4).is_empty());
+    }
+
+    #[test]
+    fn modes_by_name() {
+        assert_eq!(parse_mode("empty-pair"), Ok("empty-pair"));
+        let e = parse_mode("nope").unwrap_err();
+        assert!(e.contains("baseline, empty-kprobe"), "{e}");
+    }
+
+    #[test]
+    fn tracer_command_lines() {
+        let cases: &[(&str, &str)] = &[
+            ("kprobe", "--json --quiet --mode kprobe"),
+            ("fentry", "--json --quiet --mode fentry"),
+            ("kprobe-json", "--json --mode kprobe"),
+            ("printk", "--json --mode printk"),
+            ("empty-pair", "--json --mode empty-pair"),
+        ];
+        for (mode, want) in cases {
+            assert_eq!(tracer_args(mode).join(" "), *want, "{mode}");
+        }
+    }
+
+    #[test]
+    fn bench_arguments() {
+        assert_eq!(
+            bench_args("0.1", "0.5", 10).join(" "),
+            "--bench --noplot --warm-up-time 0.1 --measurement-time 0.5 --sample-size 10 --nresamples 1000 unlink/"
+        );
+    }
+
+    #[test]
+    fn bpftrace_script_follows_the_target() {
+        let t = TargetInfo {
+            symbol: "filename_unlinkat".into(),
+            proto: "int filename_unlinkat(int dfd, struct filename *name)".into(),
+            ret_is_int: true,
+            dfd_arg: Some(0),
+            name_arg: 1,
+        };
+        let s = bpftrace_script(&t);
+        assert!(s.contains("kprobe:filename_unlinkat {"), "{s}");
+        assert!(s.contains("(struct filename *)arg1"), "{s}");
+        assert!(s.contains("(int32)retval"), "{s}");
+        let long = TargetInfo {
+            ret_is_int: false,
+            ..t
+        };
+        assert!(bpftrace_script(&long).contains(", retval); }"));
+    }
+
+    #[test]
+    fn lines_counted_and_losses_summed() {
+        let text = "Attaching 3 probes...\nREADY\nKPROBE ENTRY pid = 1, filename = a\nKPROBE EXIT: pid = 1, ret = 0\nLost 12 events\n\n";
+        let flag = Arc::new(AtomicBool::new(false));
+        let c = count_lines(text.as_bytes(), Some(Arc::clone(&flag)));
+        assert!(flag.load(Ordering::SeqCst));
+        assert_eq!(c.lost, 12);
+        assert_eq!(c.calls, 2);
+        let json = count_lines("{\"pid\":1}\n{\"pid\":2}\n".as_bytes(), None);
+        assert_eq!(json.calls, 2);
+    }
+}
