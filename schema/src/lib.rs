@@ -64,6 +64,20 @@ pub struct Summary {
     pub stopped_by: String,
     #[serde(flatten)]
     pub counters: Counters,
+    /// What each attached BPF program cost, where the kernel keeps BPF
+    /// statistics (`kernel.bpf_stats_enabled = 1`); empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub programs: Vec<ProgramStats>,
+}
+
+/// The kernel's run statistics of one BPF program.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProgramStats {
+    pub name: String,
+    /// Times the program ran.
+    pub run_cnt: u64,
+    /// Nanoseconds it ran in total (guest instructions under `-icount shift=0`).
+    pub run_time_ns: u64,
 }
 
 /// Renders bytes so that every byte is visible and the text maps back to
@@ -162,6 +176,20 @@ pub struct TargetInfo {
     pub name_arg: u32,
 }
 
+/// The probe modes an overhead run knows (the guest agent runs them, the
+/// harness reports them), in report order.
+pub const OVERHEAD_MODES: &[&str] = &[
+    "baseline",
+    "empty-kprobe",
+    "empty-kretprobe",
+    "empty-pair",
+    "kprobe",
+    "kprobe-json",
+    "fentry",
+    "printk",
+    "bpftrace",
+];
+
 /// One measured round of one probe mode in an overhead run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OverheadRound {
@@ -179,6 +207,9 @@ pub struct OverheadRound {
     pub probe_calls: Option<u64>,
     /// Events the probe says it dropped (tracer modes).
     pub probe_dropped: Option<u64>,
+    /// The tracer's BPF programs' own run statistics (with `--bpf-stats`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub programs: Vec<ProgramStats>,
     /// Where criterion wrote this round's results (CRITERION_HOME), relative
     /// to the run's output directory.
     pub criterion_dir: String,

@@ -50,6 +50,10 @@ struct Cli {
     /// Ring buffer size in KiB (a power of two, at least the page size).
     #[arg(long)]
     ringbuf_kib: Option<u32>,
+    /// printk mode: set the kernel's trace buffer to this many KiB per CPU
+    /// (the tutorial's lines are lost when the reader falls behind a full buffer).
+    #[arg(long)]
+    trace_buffer_kib: Option<u32>,
     /// Show libbpf's own messages (verifier log included) on stderr.
     #[arg(short, long)]
     verbose: bool,
@@ -137,6 +141,7 @@ fn run(cli: &Cli) -> Result<()> {
         target: target.clone(),
         pid: cli.pid,
         ringbuf_bytes: cli.ringbuf_kib.map(|k| k.saturating_mul(1024)),
+        trace_buffer_kib: cli.trace_buffer_kib,
     };
     install_signal_handlers()?;
     let mut storage = ObjectStorage::uninit();
@@ -225,6 +230,7 @@ fn run(cli: &Cli) -> Result<()> {
         printed,
         stopped_by: stopped_by.name().to_string(),
         counters: session.counters(),
+        programs: session.program_stats(),
     };
     if cli.json {
         eprintln!("{}", serde_json::to_string(&summary)?);

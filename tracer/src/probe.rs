@@ -23,6 +23,7 @@ const NO_ARG: u32 = 0xff;
 /// The ring buffer's size in `bpf/unlink.bpf.c`.
 const RINGBUF_DEFAULT_BYTES: u32 = 256 * 1024;
 const KPROBE_PMU: &str = "/sys/bus/event_source/devices/kprobe/type";
+const BPF_STATS_SYSCTL: &str = "/proc/sys/kernel/bpf_stats_enabled";
 const TRACEFS_DIRS: &[&str] = &["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
 
 /// How the unlink path is probed.
@@ -70,6 +71,8 @@ pub struct Config {
     pub pid: Option<u32>,
     /// Ring buffer size in bytes (a power of two, multiple of the page size).
     pub ringbuf_bytes: Option<u32>,
+    /// printk mode: the kernel trace buffer's size per CPU, in KiB.
+    pub trace_buffer_kib: Option<u32>,
 }
 
 /// What a session produces.
@@ -220,11 +223,22 @@ impl<'obj> Session<'obj> {
             trace_pipe: None,
             decode_errors: Rc::new(std::cell::Cell::new(0)),
         };
+        // The trace buffer is sized before anything writes to it.
+        let tracefs = match cfg.mode {
+            Mode::Printk => {
+                let dir = tracefs_dir()?;
+                if let Some(kib) = cfg.trace_buffer_kib {
+                    size_trace_buffer(&dir, kib)?;
+                }
+                Some(dir)
+            }
+            _ => None,
+        };
         session.attach(&cfg.target.symbol)?;
-        match cfg.mode {
-            Mode::Kprobe | Mode::Fentry => session.open_ring()?,
-            Mode::Printk => session.trace_pipe = Some(open_trace_pipe()?),
-            Mode::EmptyKprobe | Mode::EmptyKretprobe | Mode::EmptyPair => {}
+        match (cfg.mode, &tracefs) {
+            (Mode::Kprobe | Mode::Fentry, _) => session.open_ring()?,
+            (Mode::Printk, Some(dir)) => session.trace_pipe = Some(open_trace_pipe(dir)?),
+            _ => {}
         }
         Ok(session)
     }
@@ -390,6 +404,52 @@ impl<'obj> Session<'obj> {
         c
     }
 
+    /// Run statistics of the attached programs, if the kernel keeps them
+    /// (`/proc/sys/kernel/bpf_stats_enabled` is 1); empty otherwise.
+    pub fn program_stats(&self) -> Vec<unlink_schema::ProgramStats> {
+        let enabled = std::fs::read_to_string(BPF_STATS_SYSCTL)
+            .map(|s| s.trim() == "1")
+            .unwrap_or(false);
+        if !enabled {
+            return Vec::new();
+        }
+        let progs = &self.skel.progs;
+        let mut out = Vec::new();
+        for prog in [
+            &progs.kprobe_unlink,
+            &progs.kretprobe_unlink,
+            &progs.fentry_unlink,
+            &progs.fexit_unlink,
+            &progs.printk_entry,
+            &progs.printk_exit,
+            &progs.empty_kprobe,
+            &progs.empty_kretprobe,
+        ] {
+            let name = prog.name().to_string_lossy().into_owned();
+            if !attached_programs(self.mode).contains(&name.as_str()) {
+                continue;
+            }
+            let mut info = libbpf_sys::bpf_prog_info::default();
+            let mut len = std::mem::size_of::<libbpf_sys::bpf_prog_info>() as u32;
+            // SAFETY: `info` is a plain struct of `len` bytes the kernel fills.
+            let rc = unsafe {
+                libbpf_sys::bpf_prog_get_info_by_fd(
+                    std::os::fd::AsRawFd::as_raw_fd(&prog.as_fd()),
+                    &mut info,
+                    &mut len,
+                )
+            };
+            if rc == 0 {
+                out.push(unlink_schema::ProgramStats {
+                    name,
+                    run_cnt: info.run_cnt,
+                    run_time_ns: info.run_time_ns,
+                });
+            }
+        }
+        out
+    }
+
     /// Sum of the kprobe links' `missed` counts, where the kernel reports them.
     fn kernel_missed(&self) -> Option<u64> {
         if self.mode == Mode::Fentry || !kernel_reports_missed() {
@@ -430,14 +490,7 @@ fn configure(open: &mut OpenUnlinkSkel<'_>, cfg: &Config) -> Result<(), ProbeErr
     }
 
     let progs = &mut open.progs;
-    let wanted: &[&str] = match cfg.mode {
-        Mode::Kprobe => &["kprobe_unlink", "kretprobe_unlink"],
-        Mode::Fentry => &["fentry_unlink", "fexit_unlink"],
-        Mode::Printk => &["printk_entry", "printk_exit"],
-        Mode::EmptyKprobe => &["empty_kprobe"],
-        Mode::EmptyKretprobe => &["empty_kretprobe"],
-        Mode::EmptyPair => &["empty_kprobe", "empty_kretprobe"],
-    };
+    let wanted = attached_programs(cfg.mode);
     for prog in [
         &mut progs.kprobe_unlink,
         &mut progs.kretprobe_unlink,
@@ -460,6 +513,18 @@ fn configure(open: &mut OpenUnlinkSkel<'_>, cfg: &Config) -> Result<(), ProbeErr
     Ok(())
 }
 
+/// The BPF programs a mode loads and attaches.
+fn attached_programs(mode: Mode) -> &'static [&'static str] {
+    match mode {
+        Mode::Kprobe => &["kprobe_unlink", "kretprobe_unlink"],
+        Mode::Fentry => &["fentry_unlink", "fexit_unlink"],
+        Mode::Printk => &["printk_entry", "printk_exit"],
+        Mode::EmptyKprobe => &["empty_kprobe"],
+        Mode::EmptyKretprobe => &["empty_kretprobe"],
+        Mode::EmptyPair => &["empty_kprobe", "empty_kretprobe"],
+    }
+}
+
 fn libc_eintr() -> i32 {
     nix::errno::Errno::EINTR as i32
 }
@@ -471,33 +536,40 @@ fn wait_readable(file: &File, timeout: Duration) {
     let _ = poll(&mut fds, PollTimeout::from(ms));
 }
 
-/// Opens trace_pipe non-blocking, mounting tracefs if nothing is mounted.
-fn open_trace_pipe() -> Result<BufReader<File>, ProbeError> {
-    use std::os::unix::fs::OpenOptionsExt;
+/// The tracefs directory, mounting tracefs if nothing is mounted.
+fn tracefs_dir() -> Result<std::path::PathBuf, ProbeError> {
     let find = || {
         TRACEFS_DIRS
             .iter()
-            .map(|d| Path::new(d).join("trace_pipe"))
-            .find(|p| p.exists())
+            .map(Path::new)
+            .find(|d| d.join("trace_pipe").exists())
+            .map(Path::to_path_buf)
     };
-    let path = match find() {
-        Some(p) => p,
-        None => {
-            nix::mount::mount(
-                Some("tracefs"),
-                TRACEFS_DIRS[0],
-                Some("tracefs"),
-                nix::mount::MsFlags::empty(),
-                None::<&str>,
-            )
-            .map_err(|e| {
-                ProbeError::TracePipe(format!("tracefs not mounted and mount failed: {e}"))
-            })?;
-            find().ok_or_else(|| {
-                ProbeError::TracePipe("no trace_pipe after mounting tracefs".into())
-            })?
-        }
-    };
+    if let Some(d) = find() {
+        return Ok(d);
+    }
+    nix::mount::mount(
+        Some("tracefs"),
+        TRACEFS_DIRS[0],
+        Some("tracefs"),
+        nix::mount::MsFlags::empty(),
+        None::<&str>,
+    )
+    .map_err(|e| ProbeError::TracePipe(format!("tracefs not mounted and mount failed: {e}")))?;
+    find().ok_or_else(|| ProbeError::TracePipe("no trace_pipe after mounting tracefs".into()))
+}
+
+/// Sets the kernel's trace buffer to `kib` KiB per CPU.
+fn size_trace_buffer(dir: &Path, kib: u32) -> Result<(), ProbeError> {
+    let path = dir.join("buffer_size_kb");
+    std::fs::write(&path, kib.to_string())
+        .map_err(|e| ProbeError::TracePipe(format!("{} = {kib}: {e}", path.display())))
+}
+
+/// Opens trace_pipe non-blocking.
+fn open_trace_pipe(dir: &Path) -> Result<BufReader<File>, ProbeError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join("trace_pipe");
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
