@@ -17,18 +17,17 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use unlink_schema::{OverheadRound, OverheadRun, Summary, TargetInfo};
 
-/// The modes an overhead run knows, in report order.
-pub const MODES: &[&str] = &[
-    "baseline",
-    "empty-kprobe",
-    "empty-kretprobe",
-    "empty-pair",
-    "kprobe",
-    "kprobe-json",
-    "fentry",
-    "printk",
-    "bpftrace",
-];
+const BPF_STATS_SYSCTL: &str = "/proc/sys/kernel/bpf_stats_enabled";
+
+/// bpftrace's perf buffer and the kernel's trace buffer (printk mode) get
+/// room for a whole round's output, so neither drops events: a lossy
+/// consumer would make its mode cheaper by a varying amount, and two runs
+/// would not agree. 2048 pages and 8192 KiB are 8 MiB each.
+const BPFTRACE_PERF_PAGES: &str = "2048";
+const TRACE_BUFFER_KIB: &str = "8192";
+
+/// Every mode, in report order.
+pub use unlink_schema::OVERHEAD_MODES as MODES;
 
 /// The tracer's command line for a mode (pure): `kprobe` and `fentry`
 /// deliver every event to user space, which decodes and counts it
@@ -38,6 +37,13 @@ pub fn tracer_args(mode: &str) -> Vec<&str> {
     match mode {
         "kprobe-json" => vec!["--json", "--mode", "kprobe"],
         "kprobe" | "fentry" => vec!["--json", "--quiet", "--mode", mode],
+        "printk" => vec![
+            "--json",
+            "--mode",
+            "printk",
+            "--trace-buffer-kib",
+            TRACE_BUFFER_KIB,
+        ],
         other => vec!["--json", "--mode", other],
     }
 }
@@ -71,6 +77,11 @@ pub struct OverheadArgs {
     /// criterion: samples per bench.
     #[arg(long, default_value_t = 20)]
     samples: u32,
+    /// Have the kernel keep BPF run statistics (`kernel.bpf_stats_enabled`):
+    /// the tracer then reports what its programs cost. It adds a little to
+    /// every BPF mode, so it is off unless asked for.
+    #[arg(long)]
+    bpf_stats: bool,
     /// Seconds to wait for a probe to attach.
     #[arg(long, default_value_t = 300)]
     attach_timeout: u64,
@@ -144,8 +155,16 @@ pub fn run(args: &OverheadArgs, release: &str, workdir: &Path) -> bool {
         rounds: Vec::new(),
     };
     let bench_dir = workdir.join("bench");
-    let prepared =
-        fs::create_dir_all(&bench_dir).with_context(|| format!("creating {}", bench_dir.display()));
+    let prepared = fs::create_dir_all(&bench_dir)
+        .with_context(|| format!("creating {}", bench_dir.display()))
+        .and_then(|()| {
+            if args.bpf_stats {
+                fs::write(BPF_STATS_SYSCTL, "1")
+                    .with_context(|| format!("enabling BPF statistics ({BPF_STATS_SYSCTL})"))
+            } else {
+                Ok(())
+            }
+        });
     for round in 0..args.rounds {
         for mode in round_order(&args.modes, round) {
             let criterion_dir = format!("criterion/{mode}-r{round}");
@@ -158,6 +177,7 @@ pub fn run(args: &OverheadArgs, release: &str, workdir: &Path) -> bool {
                 bench_s: 0.0,
                 probe_calls: None,
                 probe_dropped: None,
+                programs: Vec::new(),
                 criterion_dir: criterion_dir.clone(),
             };
             let result = match (&prepared, &target) {
@@ -180,8 +200,8 @@ pub fn run(args: &OverheadArgs, release: &str, workdir: &Path) -> bool {
                 Err(e) => r.error = Some(format!("{e:#}")),
             }
             match &r.error {
-                None => println!("UNLINK-GUEST: overhead {mode} round {round} OK"),
-                Some(e) => println!("UNLINK-GUEST: overhead {mode} round {round} FAIL {e}"),
+                None => println!("UNLINK-GUEST: {mode} round {round} OK"),
+                Some(e) => println!("UNLINK-GUEST: {mode} round {round} FAIL {e}"),
             }
             run.rounds.push(r);
         }
@@ -276,9 +296,10 @@ fn one_round(
             r.criterion_dir
         );
     }
-    if let Some((calls, dropped)) = stopped?.flatten() {
-        r.probe_calls = Some(calls);
-        r.probe_dropped = Some(dropped);
+    if let Some(seen) = stopped?.flatten() {
+        r.probe_calls = Some(seen.calls);
+        r.probe_dropped = Some(seen.dropped);
+        r.programs = seen.programs;
     }
     Ok(())
 }
@@ -312,6 +333,7 @@ fn start_bpftrace(args: &OverheadArgs, t: &TargetInfo, dir: &Path) -> Result<Pro
     fs::write(dir.join("probe.bt"), &script).context("writing probe.bt")?;
     let mut child = Command::new(&args.bpftrace)
         .args(["-B", "line", "-e", &script])
+        .env("BPFTRACE_PERF_RB_PAGES", BPFTRACE_PERF_PAGES)
         .stdout(Stdio::piped())
         .stderr(File::create(dir.join("bpftrace.err")).context("creating bpftrace.err")?)
         .spawn()
@@ -377,8 +399,15 @@ fn count_lines(out: impl std::io::Read, ready: Option<Arc<AtomicBool>>) -> LineC
     count
 }
 
-/// Stops the probe; returns (calls seen, dropped) where it can tell.
-fn stop_probe(mut p: Probe, mode: &str) -> Result<Option<(u64, u64)>> {
+/// What a stopped probe reported.
+struct Seen {
+    calls: u64,
+    dropped: u64,
+    programs: Vec<unlink_schema::ProgramStats>,
+}
+
+/// Stops the probe; returns what it saw, where it can tell.
+fn stop_probe(mut p: Probe, mode: &str) -> Result<Option<Seen>> {
     let code = crate::stop(&mut p.child)?;
     let lines = p
         .reader
@@ -388,23 +417,39 @@ fn stop_probe(mut p: Probe, mode: &str) -> Result<Option<(u64, u64)>> {
     if code != Some(0) && mode != "bpftrace" {
         bail!("the {mode} probe exited with {code:?}; see its .err file");
     }
-    match mode {
-        "bpftrace" => Ok(Some((lines.calls / 2, lines.lost))),
-        // Both trace_pipe lines of a call (entry, exit).
-        "printk" => Ok(Some((lines.calls / 2, 0))),
-        "kprobe" | "kprobe-json" | "fentry" => {
-            let path = p.summary_file.context("no tracer stderr")?;
+    let summary = match &p.summary_file {
+        Some(path) => {
             let text =
-                fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-            let summary: Summary = text
-                .lines()
-                .rev()
-                .find_map(|l| serde_json::from_str(l).ok())
-                .context("the tracer wrote no summary")?;
-            Ok(Some((summary.counters.returns, summary.counters.dropped)))
+                fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            Some(
+                text.lines()
+                    .rev()
+                    .find_map(|l| serde_json::from_str::<Summary>(l).ok())
+                    .context("the tracer wrote no summary")?,
+            )
         }
-        _ => Ok(None),
-    }
+        None => None,
+    };
+    let programs = summary
+        .as_ref()
+        .map(|s| s.programs.clone())
+        .unwrap_or_default();
+    let seen = |calls, dropped| {
+        Some(Seen {
+            calls,
+            dropped,
+            programs: programs.clone(),
+        })
+    };
+    Ok(match (mode, &summary) {
+        ("bpftrace", _) => seen(lines.calls / 2, lines.lost),
+        // Both trace_pipe lines of a call (entry, exit).
+        ("printk", _) => seen(lines.calls / 2, 0),
+        ("kprobe" | "kprobe-json" | "fentry", Some(s)) => {
+            seen(s.counters.returns, s.counters.dropped)
+        }
+        _ => None,
+    })
 }
 
 #[cfg(test)]
@@ -439,7 +484,7 @@ mod tests {
             ("kprobe", "--json --quiet --mode kprobe"),
             ("fentry", "--json --quiet --mode fentry"),
             ("kprobe-json", "--json --mode kprobe"),
-            ("printk", "--json --mode printk"),
+            ("printk", "--json --mode printk --trace-buffer-kib 8192"),
             ("empty-pair", "--json --mode empty-pair"),
         ];
         for (mode, want) in cases {

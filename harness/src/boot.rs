@@ -170,6 +170,30 @@ pub struct Deadlines {
 }
 
 impl Deadlines {
+    /// Deadlines of an overhead boot that runs `steps` mode rounds: a
+    /// minute each under TCG (ten seconds with KVM), twice that for
+    /// another arch, on top of the usual boot.
+    pub fn for_overhead(accel: Accel, arch: Arch, steps: u32) -> Self {
+        let base = Self::default_for(accel, arch);
+        let per_step = match accel {
+            Accel::Kvm => 10,
+            _ => 60,
+        } * if arch == host_arch() { 1 } else { 2 };
+        Deadlines {
+            boot: base.boot,
+            run: base.run + Duration::from_secs(per_step * u64::from(steps)),
+        }
+    }
+
+    /// The same boot counting instructions (`-icount`): emulation runs
+    /// several times slower, so every deadline triples.
+    pub fn icount(self) -> Self {
+        Deadlines {
+            boot: self.boot * 3,
+            run: self.run * 3,
+        }
+    }
+
     /// Defaults: KVM boots in seconds; TCG is ~10x slower, and emulating
     /// another arch slower again.
     pub fn default_for(accel: Accel, arch: Arch) -> Self {

@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use crate::manifest::{repo_root, Arch};
 
@@ -16,6 +16,8 @@ use crate::manifest::{repo_root, Arch};
 pub struct GuestBinaries {
     pub tracer: PathBuf,
     pub agent: PathBuf,
+    /// The criterion bench of the unlink path (overhead runs only).
+    pub bench: Option<PathBuf>,
 }
 
 /// `cargo build` arguments for the guest binaries (pure, tested).
@@ -90,7 +92,60 @@ pub fn build(arch: Arch) -> Result<GuestBinaries> {
     Ok(GuestBinaries {
         tracer: dir.join("unlink-tracer"),
         agent: dir.join("unlink-guest"),
+        bench: None,
     })
+}
+
+/// `cargo bench --no-run` arguments for the guest's unlink-path bench (pure).
+pub fn bench_cargo_args(arch: Arch, target_dir: &std::path::Path) -> Vec<String> {
+    vec![
+        "bench".into(),
+        "--no-run".into(),
+        "--locked".into(),
+        "-p".into(),
+        "unlink-benches".into(),
+        "--bench".into(),
+        "unlink_path".into(),
+        "--target".into(),
+        arch.rust_target().into(),
+        "--target-dir".into(),
+        target_dir.display().to_string(),
+        "--message-format=json-render-diagnostics".into(),
+    ]
+}
+
+/// The bench executable cargo reported building, from its JSON messages (pure).
+pub fn bench_executable(messages: &str) -> Option<PathBuf> {
+    messages
+        .lines()
+        .rev()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "unlink_path")
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+}
+
+/// Builds (incrementally) the criterion bench of the unlink path for `arch`.
+pub fn build_bench(arch: Arch) -> Result<PathBuf> {
+    let root = repo_root();
+    let target_dir = root.join("target").join("guest");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = Command::new(cargo)
+        .current_dir(&root)
+        .envs(cross_env(arch))
+        .args(bench_cargo_args(arch, &target_dir))
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .with_context(|| format!("running cargo to build the {arch} bench"))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let tail: Vec<&str> = err.lines().rev().take(15).collect();
+        anyhow::bail!(
+            "building the unlink-path bench for {arch} failed:\n{}",
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        );
+    }
+    bench_executable(&String::from_utf8_lossy(&out.stdout))
+        .with_context(|| format!("cargo built no unlink_path bench for {arch}"))
 }
 
 #[cfg(test)]
@@ -116,6 +171,26 @@ mod tests {
         assert!(cross_env(crate::boot::host_arch()).is_empty());
         assert!(root_recipe(crate::boot::host_arch()).is_none());
         assert!(root_recipe(Arch::Arm64).is_some_and(|p| p.is_file()));
+    }
+
+    #[test]
+    fn bench_build() {
+        assert_eq!(
+            bench_cargo_args(Arch::Arm64, std::path::Path::new("/t")).join(" "),
+            "bench --no-run --locked -p unlink-benches --bench unlink_path --target aarch64-unknown-linux-gnu --target-dir /t --message-format=json-render-diagnostics"
+        );
+        let messages = concat!(
+            r#"{"reason":"compiler-artifact","target":{"name":"host"},"executable":"/t/host-1"}"#,
+            "\n",
+            r#"{"reason":"compiler-artifact","target":{"name":"unlink_path"},"executable":"/t/unlink_path-2"}"#,
+            "\n",
+            r#"{"reason":"build-finished","success":true}"#,
+        );
+        assert_eq!(
+            bench_executable(messages),
+            Some(PathBuf::from("/t/unlink_path-2"))
+        );
+        assert_eq!(bench_executable("not json\n"), None);
     }
 
     #[test]

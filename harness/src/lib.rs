@@ -4,14 +4,16 @@
 //!
 //! Stages, one module each: [`kernel`] (fetch, with [`apt`]) → [`image`]
 //! (guest binaries) → [`boot`] (vng, deadlines, console) → trace (the
-//! `unlink-guest` agent, in the guest) → [`normalise`] → [`check`] →
-//! [`report`]. [`matrix`] drives the stages and emits events; only
+//! `unlink-guest` agent, in the guest) → [`normalise`] → [`check`] (or,
+//! for `harness overhead`, [`overhead`]: measure) → [`report`] (and
+//! [`chart`]). [`matrix`] drives the stages and emits events; only
 //! `main.rs` prints.
 
 pub mod accel;
 pub mod apt;
 pub mod boot;
 pub mod cache;
+pub mod chart;
 pub mod check;
 pub mod cmd;
 pub mod doctor;
@@ -22,6 +24,8 @@ pub mod lock;
 pub mod manifest;
 pub mod matrix;
 pub mod normalise;
+pub mod overhead;
+pub mod overhead_report;
 pub mod report;
 pub mod rootfs;
 pub mod setup;

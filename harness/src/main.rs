@@ -16,9 +16,11 @@ use harness::boot::{Accel, Deadlines};
 use harness::lock::LockFile;
 use harness::manifest::{Arch, KernelEntry, Manifest};
 use harness::matrix::{
-    self, CellId, CellSpec, GuestImage, KernelSource, MatrixEvent, Plan, Stage, Status,
+    self, CellId, CellResult, CellSpec, GuestImage, Job, KernelSource, MatrixEvent, Plan, Stage,
+    Status,
 };
-use harness::{accel, image, kernel, report, setup};
+use harness::overhead::{self, Clock};
+use harness::{accel, image, kernel, overhead_report, report, setup};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -35,6 +37,8 @@ struct Cli {
 enum Cmd {
     /// Run the kernel matrix: fetch, boot, trace, check, report.
     Matrix(MatrixArgs),
+    /// Measure what each probe mode costs an unlink, per cell (criterion in the guests).
+    Overhead(OverheadArgs),
     /// Resolve kernels to exact packages and record them in vm-images/kernels.lock.
     Lock(LockArgs),
     /// Install what the harness needs on this host (root), or print the commands.
@@ -75,9 +79,9 @@ struct MatrixArgs {
     /// QEMU acceleration: auto tries KVM with a probe boot and falls back to TCG.
     #[arg(long, value_enum, default_value = "auto")]
     accel: Accel,
-    /// Report directory (matrix.json, summary.md, junit.xml, per-cell logs).
-    #[arg(long, default_value = "target/matrix-report")]
-    report: PathBuf,
+    /// Report directory [default: target/matrix-report, or target/overhead-report for `overhead`].
+    #[arg(long)]
+    report: Option<PathBuf>,
     /// Cells run at once [default: from cores and memory].
     #[arg(long)]
     jobs: Option<usize>,
@@ -105,6 +109,53 @@ struct MatrixArgs {
     kernel_modules: Option<PathBuf>,
 }
 
+#[derive(Debug, clap::Args)]
+struct OverheadArgs {
+    #[command(flatten)]
+    run: MatrixArgs,
+    /// Clocks to measure with, comma separated: wall (guest ns), icount (guest instructions).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "wall,icount")]
+    clock: Vec<Clock>,
+    /// Rounds per mode (the modes interleave within each round).
+    #[arg(long, default_value_t = 3)]
+    rounds: u32,
+    /// Modes to measure, comma separated; the baseline is always measured [default: all].
+    #[arg(long, value_delimiter = ',')]
+    modes: Vec<String>,
+    /// Fail when a mode's icount overhead grew more than PCT percent over the baseline.
+    #[arg(long, value_name = "PCT")]
+    fail_above: Option<f64>,
+    /// The committed baseline the icount overheads are compared with.
+    #[arg(long, default_value = "vm-images/overhead-baseline.json")]
+    baseline: PathBuf,
+    /// Write this run's icount overheads to the baseline file (after review).
+    #[arg(long)]
+    update_baseline: bool,
+    /// Also report the tracer's BPF programs' own cost per call (the
+    /// guest kernel keeps BPF run statistics, which adds a little to every BPF mode).
+    #[arg(long)]
+    bpf_stats: bool,
+}
+
+/// The modes to measure: the baseline first, then the ones asked for in
+/// report order (all when none are), or the usage error to exit 2 with.
+fn select_modes(asked: &[String]) -> std::result::Result<Vec<&'static str>, String> {
+    if let Some(bad) = asked
+        .iter()
+        .find(|a| !overhead::MODES.contains(&a.as_str()))
+    {
+        return Err(format!(
+            "unknown mode `{bad}`; valid: {}",
+            overhead::MODES.join(", ")
+        ));
+    }
+    Ok(overhead::MODES
+        .iter()
+        .copied()
+        .filter(|m| asked.is_empty() || *m == "baseline" || asked.iter().any(|a| a == m))
+        .collect())
+}
+
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum TransportArg {
     Virtiofs,
@@ -125,6 +176,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.cmd {
         Cmd::Matrix(args) => matrix_cmd(args),
+        Cmd::Overhead(args) => overhead_cmd(args),
         Cmd::Lock(args) => lock_cmd(args),
         Cmd::Setup => setup_cmd().map(|()| ExitCode::SUCCESS),
         Cmd::Doctor => doctor_cmd(),
@@ -249,13 +301,17 @@ fn usage_error(msg: String) -> ExitCode {
 /// TCG: 2 jobs 168 s, 3 jobs 140 s, 4 jobs 161 s for the 10 cells); each
 /// needs 1 GiB plus QEMU's own ~0.5 GiB.
 fn default_jobs() -> usize {
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
+    let cores = cores();
     let mem_gib = nix::sys::sysinfo::sysinfo()
         .map(|i| i.ram_total() / (1 << 30))
         .unwrap_or(2) as usize;
     jobs_for(cores, mem_gib)
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 fn jobs_for(cores: usize, mem_gib: usize) -> usize {
@@ -379,17 +435,179 @@ fn lock_cmd(args: LockArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// What a run of the engine gave: results, how acceleration was chosen,
+/// the engine's wall time.
+struct Ran {
+    results: Vec<CellResult>,
+    accel_reason: String,
+    wall: f64,
+}
+
 fn matrix_cmd(args: MatrixArgs) -> Result<ExitCode> {
+    let report_dir = args
+        .report
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("target/matrix-report"));
+    let ran = match run_engine(&args, &report_dir, Job::Gate)? {
+        Ok(ran) => ran,
+        Err(code) => return Ok(code),
+    };
+    let Ran {
+        results,
+        accel_reason,
+        wall,
+    } = ran;
+    report::write(&report_dir, &results, &accel_reason, wall)?;
+    keep_cache_in_bounds()?;
+    let failed = results.iter().filter(|c| c.status != Status::Pass).count();
+    println!("{}", report::summary_md(&results, &accel_reason, wall));
+    println!(
+        "report: {} (summary.md, junit.xml, cells/)",
+        report_dir.join("matrix.json").display()
+    );
+    annotate(&results);
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn overhead_cmd(args: OverheadArgs) -> Result<ExitCode> {
+    if let Some(p) = args.fail_above {
+        if !(p.is_finite() && p >= 0.0) {
+            return Ok(usage_error(format!(
+                "--fail-above {p}: give a percentage, 0 or more"
+            )));
+        }
+    }
+    if !(1..=50).contains(&args.rounds) {
+        return Ok(usage_error(format!(
+            "--rounds {}: give 1 to 50 rounds",
+            args.rounds
+        )));
+    }
+    let modes = match select_modes(&args.modes) {
+        Ok(m) => m,
+        Err(msg) => return Ok(usage_error(msg)),
+    };
+    let report_dir = args
+        .run
+        .report
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("target/overhead-report"));
+    let mut clocks = args.clock.clone();
+    clocks.sort();
+    clocks.dedup();
+    let settings = overhead::Settings {
+        clocks,
+        rounds: args.rounds,
+        modes,
+        bpf_stats: args.bpf_stats,
+        ..overhead::Settings::default()
+    };
+    let ran = match run_engine(&args.run, &report_dir, Job::Overhead(settings.clone()))? {
+        Ok(ran) => ran,
+        Err(code) => return Ok(code),
+    };
+    let baseline_path = harness::manifest::repo_root().join(&args.baseline);
+    let baseline = overhead_report::load_baseline(&baseline_path)?;
+    let comparisons = overhead_report::compare_overheads(&ran.results, &baseline, args.fail_above);
+    let report = overhead_report::OverheadReport {
+        cells: &ran.results,
+        accel_reason: &ran.accel_reason,
+        wall_s: ran.wall,
+        settings: &settings,
+        comparisons: &comparisons,
+        fail_above: args.fail_above,
+    };
+    overhead_report::write_overhead(&report_dir, &report)?;
+    keep_cache_in_bounds()?;
+    println!("{}", overhead_report::overhead_md(&report));
+    println!(
+        "report: {} (summary.md, overhead.svg, cells/)",
+        report_dir.join("overhead.json").display()
+    );
+    if args.update_baseline {
+        let fresh = overhead_report::baseline_from(&ran.results);
+        if fresh.cells.is_empty() {
+            note("no icount figures in this run: the baseline was not updated");
+        } else {
+            overhead_report::save_baseline(&baseline_path, &baseline, &fresh)?;
+            note(&format!(
+                "baseline updated: {} ({} cells)",
+                baseline_path.display(),
+                fresh.cells.len()
+            ));
+        }
+    }
+    annotate(&ran.results);
+    let failed = ran
+        .results
+        .iter()
+        .filter(|c| c.status != Status::Pass)
+        .count();
+    let regressed = comparisons.iter().filter(|c| c.regressed).count();
+    if regressed > 0 {
+        note(&format!(
+            "{regressed} overhead(s) grew more than {}% over {}",
+            args.fail_above.unwrap_or_default(),
+            args.baseline.display()
+        ));
+    }
+    Ok(if failed == 0 && regressed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// In GitHub Actions, each failing cell becomes an error annotation.
+fn annotate(results: &[CellResult]) {
+    if std::env::var_os("GITHUB_ACTIONS").is_some() {
+        for c in results.iter().filter(|c| c.status != Status::Pass) {
+            println!("{}", report::github_annotation(c));
+        }
+    }
+}
+
+/// Keeps the cache within its limit: what the lock does not name goes.
+fn keep_cache_in_bounds() -> Result<()> {
+    let cache = kernel::cache_root();
+    let size = harness::cache::size_of(&cache);
+    if size > harness::cache::max_bytes() {
+        let lock = LockFile::load(&LockFile::default_path())?;
+        let freed: u64 = harness::cache::prune(&cache, &lock)?
+            .iter()
+            .map(|(_, b)| b)
+            .sum();
+        note(&format!(
+            "cache {} over its limit ({}): pruned {} of kernels the lock file does not name",
+            harness::cache::human(size),
+            harness::cache::human(harness::cache::max_bytes()),
+            harness::cache::human(freed)
+        ));
+    }
+    Ok(())
+}
+
+/// Selects, provisions, locks, builds and runs the cells of `job`
+/// (Err(code): a usage error, already printed).
+fn run_engine(
+    args: &MatrixArgs,
+    report_dir: &Path,
+    job: Job,
+) -> Result<std::result::Result<Ran, ExitCode>> {
     let manifest = Manifest::load(&Manifest::default_path())?;
     let (kernels, mut arches) = match select(&manifest, &args.select) {
         Ok(x) => x,
-        Err(msg) => return Ok(usage_error(msg)),
+        Err(msg) => return Ok(Err(usage_error(msg))),
     };
     let mut overrides = Vec::new();
     for s in &args.cell_timeout {
         match parse_cell_timeout(s) {
             Ok(o) => overrides.push(o),
-            Err(msg) => return Ok(usage_error(msg)),
+            Err(msg) => return Ok(Err(usage_error(msg))),
         }
     }
     if args.kernel_image.is_some() && args.select.arch.is_empty() {
@@ -404,9 +622,9 @@ fn matrix_cmd(args: MatrixArgs) -> Result<ExitCode> {
     let mut specs: Vec<(CellId, String, KernelSource)> = Vec::new();
     if let Some(image) = &args.kernel_image {
         if arches.len() != 1 {
-            return Ok(usage_error(
+            return Ok(Err(usage_error(
                 "--kernel-image boots one kernel: give one --arch".to_string(),
-            ));
+            )));
         }
         let img = kernel::custom(
             &cache,
@@ -441,9 +659,14 @@ fn matrix_cmd(args: MatrixArgs) -> Result<ExitCode> {
     let mut images = Vec::new();
     for &arch in &arches {
         note(&format!("building the tracer and guest agent for {arch}"));
+        let mut binaries = image::build(arch)?;
+        if matches!(job, Job::Overhead(_)) {
+            note(&format!("building the unlink-path bench for {arch}"));
+            binaries.bench = Some(image::build_bench(arch)?);
+        }
         images.push(GuestImage {
             arch,
-            binaries: image::build(arch)?,
+            binaries,
             root_recipe: image::root_recipe(arch),
         });
     }
@@ -451,7 +674,7 @@ fn matrix_cmd(args: MatrixArgs) -> Result<ExitCode> {
     // KVM or TCG: decided once, by a probe boot of the first host-arch
     // kernel (only for --accel auto). A failed fetch is left to its cell;
     // a fetched one is found in the cache by its cell.
-    std::fs::create_dir_all(&args.report)?;
+    std::fs::create_dir_all(report_dir)?;
     let probe_cell = specs
         .iter()
         .find(|(id, _, _)| id.arch == harness::boot::host_arch());
@@ -462,21 +685,26 @@ fn matrix_cmd(args: MatrixArgs) -> Result<ExitCode> {
                 KernelSource::Locked(e) => kernel::fetch(&cache, e, &note),
             };
             match img {
-                Ok(img) => accel::choose(args.accel, id.arch, &vng, &img.vmlinuz, &args.report),
+                Ok(img) => accel::choose(args.accel, id.arch, &vng, &img.vmlinuz, report_dir),
                 Err(e) => accel::AccelChoice {
                     accel: Accel::Tcg,
                     reason: format!("no kernel to probe KVM with ({e:#})"),
                 },
             }
         }
-        _ => accel::choose(args.accel, arches[0], &vng, Path::new(""), &args.report),
+        _ => accel::choose(args.accel, arches[0], &vng, Path::new(""), report_dir),
     };
     note(&format!("accel: {:?} ({})", choice.accel, choice.reason));
 
     let cells = specs
         .into_iter()
         .map(|(id, suite, kernel)| {
-            let mut deadlines = Deadlines::default_for(choice.accel, id.arch);
+            let mut deadlines = match &job {
+                Job::Gate => Deadlines::default_for(choice.accel, id.arch),
+                Job::Overhead(s) => {
+                    Deadlines::for_overhead(choice.accel, id.arch, s.rounds * s.modes.len() as u32)
+                }
+            };
             if let Some(s) = args.boot_timeout {
                 deadlines.boot = Duration::from_secs(s);
             }
@@ -494,13 +722,20 @@ fn matrix_cmd(args: MatrixArgs) -> Result<ExitCode> {
             }
         })
         .collect::<Vec<_>>();
+    let jobs = args.jobs.unwrap_or_else(|| match &job {
+        Job::Gate => default_jobs(),
+        // One vCPU per guest: one guest per core keeps wall figures
+        // from fighting over the cores.
+        Job::Overhead(_) => cores(),
+    });
     let plan = Plan {
+        job,
         cells,
         accel: choice.accel,
-        report_dir: args.report.clone(),
+        report_dir: report_dir.to_path_buf(),
         cache: cache.clone(),
         vng,
-        jobs: args.jobs.unwrap_or_else(default_jobs),
+        jobs,
         virtiofsd_dir: match args.transport {
             TransportArg::Virtiofs => Some(setup::virtiofsd_dir(&cache)),
             TransportArg::NineP => None,
@@ -520,39 +755,11 @@ fn matrix_cmd(args: MatrixArgs) -> Result<ExitCode> {
     drop(tx);
     let _ = ui.join();
     let wall = started.elapsed().as_secs_f64();
-    report::write(&args.report, &results, &choice.reason, wall)?;
-    // Keep the cache within its limit: what the lock does not name goes.
-    let size = harness::cache::size_of(&cache);
-    if size > harness::cache::max_bytes() {
-        let lock = LockFile::load(&LockFile::default_path())?;
-        let freed: u64 = harness::cache::prune(&cache, &lock)?
-            .iter()
-            .map(|(_, b)| b)
-            .sum();
-        note(&format!(
-            "cache {} over its limit ({}): pruned {} of kernels the lock file does not name",
-            harness::cache::human(size),
-            harness::cache::human(harness::cache::max_bytes()),
-            harness::cache::human(freed)
-        ));
-    }
-    let failed = results.iter().filter(|c| c.status != Status::Pass).count();
-    println!("{}", report::summary_md(&results, &choice.reason, wall));
-    println!(
-        "report: {} (summary.md, junit.xml, cells/)",
-        args.report.join("matrix.json").display()
-    );
-    // In GitHub Actions, each failing cell becomes an error annotation.
-    if std::env::var_os("GITHUB_ACTIONS").is_some() {
-        for c in results.iter().filter(|c| c.status != Status::Pass) {
-            println!("{}", report::github_annotation(c));
-        }
-    }
-    Ok(if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(Ok(Ran {
+        results,
+        accel_reason: choice.reason,
+        wall,
+    }))
 }
 
 fn stage_text(stage: Stage) -> &'static str {
@@ -561,6 +768,7 @@ fn stage_text(stage: Stage) -> &'static str {
         Stage::BuildingRoot => "building guest root",
         Stage::Booting => "booting",
         Stage::Tracing => "tracing",
+        Stage::Measuring => "measuring",
         Stage::Checking => "checking",
     }
 }
@@ -630,6 +838,20 @@ mod tests {
         for (cores, mem, want) in cases {
             assert_eq!(jobs_for(cores, mem), want, "{cores} cores, {mem} GiB");
         }
+    }
+
+    #[test]
+    fn modes_selected_in_report_order_with_the_baseline() {
+        let all = select_modes(&[]).expect("all");
+        assert_eq!(all, overhead::MODES);
+        let some =
+            select_modes(&["bpftrace".into(), "kprobe".into(), "kprobe".into()]).expect("valid");
+        assert_eq!(some, vec!["baseline", "kprobe", "bpftrace"]);
+        let e = select_modes(&["kprobe".into(), "nope".into()]).unwrap_err();
+        assert!(
+            e.starts_with("unknown mode `nope`; valid: baseline, "),
+            "{e}"
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@ use crate::image::GuestBinaries;
 use crate::kernel::{self, KernelImage};
 use crate::lock::LockEntry;
 use crate::manifest::Arch;
+use crate::overhead;
 use crate::rootfs::{self, GuestRoot};
 
 /// One cell of the matrix.
@@ -40,6 +41,8 @@ pub enum Stage {
     BuildingRoot,
     Booting,
     Tracing,
+    /// Running the overhead benches.
+    Measuring,
     Checking,
 }
 
@@ -112,6 +115,9 @@ pub struct CellResult {
     /// The snapshot each snapshotted scenario was checked against.
     pub snapshots: std::collections::BTreeMap<String, String>,
     pub scenarios: Vec<ScenarioResult>,
+    /// What each probe mode costs an unlink (`harness overhead` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overhead: Option<overhead::CellOverhead>,
     pub error: Option<String>,
     /// Cell directory inside the report dir (console log, raw guest output).
     pub dir: PathBuf,
@@ -144,9 +150,19 @@ pub struct GuestImage {
     pub root_recipe: Option<PathBuf>,
 }
 
+/// What each cell's guest does.
+#[derive(Debug, Clone)]
+pub enum Job {
+    /// The scenario gate (`harness matrix`).
+    Gate,
+    /// The overhead meter (`harness overhead`).
+    Overhead(overhead::Settings),
+}
+
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct Plan {
+    pub job: Job,
     pub cells: Vec<CellSpec>,
     pub accel: Accel,
     pub report_dir: PathBuf,
@@ -236,6 +252,7 @@ fn run_cell(
         missed_returns: None,
         snapshots: Default::default(),
         scenarios: Vec::new(),
+        overhead: None,
         error: None,
         dir: dir.clone(),
     };
@@ -269,7 +286,19 @@ fn run_cell(
             }
             None => None,
         };
-        boot_and_check(plan, cell, &img, image, root.as_ref(), &dir, &mut r, tx)
+        let run = CellRun {
+            plan,
+            cell,
+            img: &img,
+            image,
+            root: root.as_ref(),
+            dir: &dir,
+            tx,
+        };
+        match &plan.job {
+            Job::Gate => boot_and_check(&run, &mut r),
+            Job::Overhead(settings) => boot_and_measure(&run, settings, &mut r),
+        }
     })();
     if let Err(e) = outcome {
         r.error = Some(format!("{e:#}"));
@@ -303,47 +332,85 @@ fn stage_binaries(bins: &GuestBinaries, out: &Path) -> Result<GuestBinaries> {
     Ok(GuestBinaries {
         tracer: copy(&bins.tracer)?,
         agent: copy(&bins.agent)?,
+        bench: bins.bench.as_deref().map(copy).transpose()?,
     })
 }
 
-#[allow(clippy::too_many_arguments)]
-fn boot_and_check(
-    plan: &Plan,
-    cell: &CellSpec,
-    img: &KernelImage,
-    image: &GuestImage,
-    root: Option<&GuestRoot>,
-    dir: &Path,
-    r: &mut CellResult,
-    tx: &Sender<MatrixEvent>,
-) -> Result<()> {
-    let id = &cell.id;
-    let out = dir.join("out");
+/// One boot of a cell's guest: what runs, where its results and console go.
+struct GuestBoot {
+    command: String,
+    qemu_opts: Option<String>,
+    cpus: u32,
+    out: PathBuf,
+    console: PathBuf,
+    deadlines: Deadlines,
+}
+
+/// Seconds of one boot: to the banner, to the agent's start, and the agent's run.
+#[derive(Debug, Clone, Copy, Default)]
+struct BootTimes {
+    banner_s: Option<f64>,
+    boot_s: Option<f64>,
+    run_s: Option<f64>,
+}
+
+/// A clean results directory with the guest binaries staged in it.
+fn prepare_out(out: &Path, bins: &GuestBinaries) -> Result<GuestBinaries> {
     if out.exists() {
-        std::fs::remove_dir_all(&out).with_context(|| format!("clearing {}", out.display()))?;
+        std::fs::remove_dir_all(out).with_context(|| format!("clearing {}", out.display()))?;
     }
-    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    let bins = stage_binaries(&image.binaries, &out)?;
-    let mut command = format!(
-        "{} run --tracer {} --out {GUEST_OUT}",
-        bins.agent.display(),
-        bins.tracer.display(),
-    );
-    for name in gate::SCENARIOS {
-        command.push_str(&format!(" --scenario {name}"));
-    }
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    stage_binaries(bins, out)
+}
+
+/// What the boot stages of one cell work with.
+struct CellRun<'a> {
+    plan: &'a Plan,
+    cell: &'a CellSpec,
+    img: &'a KernelImage,
+    image: &'a GuestImage,
+    root: Option<&'a GuestRoot>,
+    /// The cell's directory in the report.
+    dir: &'a Path,
+    tx: &'a Sender<MatrixEvent>,
+}
+
+/// Boots the guest once and waits for its agent: the times, and Err when
+/// it timed out, the kernel failed, or the agent did not finish (`done`
+/// missing).
+fn boot_guest(c: &CellRun, gb: &GuestBoot, r: &mut CellResult) -> (BootTimes, Result<()>) {
+    let mut times = BootTimes::default();
+    let result = boot_guest_inner(c, gb, r, &mut times);
+    (times, result)
+}
+
+fn boot_guest_inner(
+    c: &CellRun,
+    gb: &GuestBoot,
+    r: &mut CellResult,
+    times: &mut BootTimes,
+) -> Result<()> {
+    let CellRun {
+        plan,
+        cell,
+        img,
+        root,
+        tx,
+        ..
+    } = *c;
+    let id = &cell.id;
     let spec = BootSpec {
         vng: plan.vng.clone(),
         arch: id.arch,
         accel: plan.accel,
         vmlinuz: img.vmlinuz.clone(),
-        cpus: 2,
+        cpus: gb.cpus,
         memory_mb: 1024,
         rwdirs: vec![boot::Share {
             guest: GUEST_OUT.into(),
-            host: out.clone(),
+            host: gb.out.clone(),
         }],
-        qemu_opts: None,
+        qemu_opts: gb.qemu_opts.clone(),
         root: root.map(|g| g.dir.clone()),
         busybox: root.and_then(|g| g.busybox.clone()),
         transport: match &plan.virtiofsd_dir {
@@ -352,28 +419,38 @@ fn boot_and_check(
             }
             _ => boot::Transport::NineP,
         },
-        command,
+        command: gb.command.clone(),
     };
     let _ = tx.send(MatrixEvent::Stage {
         cell: id.clone(),
         stage: Stage::Booting,
     });
-    let console = dir.join("console.log");
+    let console = &gb.console;
     let on_guest = |line: &str| {
         let ev = if line.starts_with(boot::GUEST_START_MARKER) {
             MatrixEvent::Stage {
                 cell: id.clone(),
-                stage: Stage::Tracing,
+                stage: match plan.job {
+                    Job::Gate => Stage::Tracing,
+                    Job::Overhead(_) => Stage::Measuring,
+                },
             }
         } else {
             MatrixEvent::Note {
                 cell: id.clone(),
-                text: format!("tracing: {}", line.trim_start_matches("UNLINK-GUEST: ")),
+                text: format!(
+                    "{}: {}",
+                    match plan.job {
+                        Job::Gate => "tracing",
+                        Job::Overhead(_) => "measuring",
+                    },
+                    line.trim_start_matches("UNLINK-GUEST: ")
+                ),
             }
         };
         let _ = tx.send(ev);
     };
-    let mut boot = boot::run(&spec, &console, cell.deadlines, &on_guest)?;
+    let mut boot = boot::run(&spec, console, gb.deadlines, &on_guest)?;
     // Some kernels cannot mount a virtio-fs root (arm64 5.10 here): the
     // share is plumbing, not what is tested, so boot once more over 9p and
     // say so.
@@ -384,12 +461,12 @@ fn boot_and_check(
             cell: id.clone(),
             text: "virtio-fs root did not mount: booting again over 9p".into(),
         });
-        let _ = std::fs::rename(&console, dir.join("console-virtiofs.log"));
+        let _ = std::fs::rename(console, console.with_extension("virtiofs.log"));
         let nine_p = BootSpec {
             transport: boot::Transport::NineP,
             ..spec.clone()
         };
-        boot = boot::run(&nine_p, &console, cell.deadlines, &on_guest)?;
+        boot = boot::run(&nine_p, console, gb.deadlines, &on_guest)?;
         r.transport = Some("9p (virtio-fs root did not mount)".into());
         if let Some(marker) = no_virtiofs_marker(img) {
             let _ = std::fs::write(marker, "virtio-fs root did not mount; 9p is used\n");
@@ -403,17 +480,19 @@ fn boot_and_check(
             boot::Transport::VirtioFs(_) => "virtio-fs".into(),
         });
     }
-    r.banner_s = boot.first_kernel_line_s.map(round2);
-    r.boot_s = boot.guest_start_s.map(round2);
-    r.run_s = boot
-        .guest_start_s
-        .map(|s| round2(boot.wall.as_secs_f64() - s));
+    *times = BootTimes {
+        banner_s: boot.first_kernel_line_s.map(round2),
+        boot_s: boot.guest_start_s.map(round2),
+        run_s: boot
+            .guest_start_s
+            .map(|s| round2(boot.wall.as_secs_f64() - s)),
+    };
     match &boot.end {
         BootEnd::Timeout(phase) => {
             r.status = Status::Timeout;
             let (what, limit) = match phase {
-                boot::Phase::Boot => ("the guest did not boot", cell.deadlines.boot),
-                boot::Phase::Run => ("the guest run did not finish", cell.deadlines.run),
+                boot::Phase::Boot => ("the guest did not boot", gb.deadlines.boot),
+                boot::Phase::Run => ("the guest run did not finish", gb.deadlines.run),
             };
             anyhow::bail!(
                 "{what} within its {}s deadline; QEMU killed; console log: {}",
@@ -427,13 +506,50 @@ fn boot_and_check(
         }
         BootEnd::Exited(_) => {}
     }
-    if !out.join("done").exists() {
+    let done = gb.out.join("done");
+    if !done.exists() {
         anyhow::bail!(
             "the guest agent did not finish (no {}); console log: {}",
-            out.join("done").display(),
+            done.display(),
             console.display()
         );
     }
+    Ok(())
+}
+
+fn boot_and_check(c: &CellRun, r: &mut CellResult) -> Result<()> {
+    let CellRun {
+        cell,
+        img,
+        image,
+        dir,
+        tx,
+        ..
+    } = *c;
+    let id = &cell.id;
+    let out = dir.join("out");
+    let bins = prepare_out(&out, &image.binaries)?;
+    let mut command = format!(
+        "{} run --tracer {} --out {GUEST_OUT}",
+        bins.agent.display(),
+        bins.tracer.display(),
+    );
+    for name in gate::SCENARIOS {
+        command.push_str(&format!(" --scenario {name}"));
+    }
+    let gb = GuestBoot {
+        command,
+        qemu_opts: None,
+        cpus: 2,
+        out: out.clone(),
+        console: dir.join("console.log"),
+        deadlines: cell.deadlines,
+    };
+    let (t, booted) = boot_guest(c, &gb, r);
+    r.banner_s = t.banner_s;
+    r.boot_s = t.boot_s;
+    r.run_s = t.run_s;
+    booted?;
     let _ = tx.send(MatrixEvent::Stage {
         cell: id.clone(),
         stage: Stage::Checking,
@@ -462,6 +578,112 @@ fn boot_and_check(
     } else {
         r.status = Status::Fail;
         anyhow::bail!("{}", failed.join("; "))
+    }
+}
+
+/// An overhead cell: one boot per clock, each running every mode's rounds.
+fn boot_and_measure(c: &CellRun, settings: &overhead::Settings, r: &mut CellResult) -> Result<()> {
+    let CellRun {
+        cell,
+        img,
+        image,
+        dir,
+        tx,
+        ..
+    } = *c;
+    let id = &cell.id;
+    let mut figures = overhead::CellOverhead::default();
+    let mut errors = Vec::new();
+    for &clock in &settings.clocks {
+        let out = dir.join(format!("out-{}", clock.name()));
+        let mut f = overhead::ClockFigures::new(clock, settings.rounds);
+        let result = (|| -> Result<()> {
+            let bins = prepare_out(&out, &image.binaries)?;
+            let bench = bins
+                .bench
+                .as_ref()
+                .context("no bench binary was built for this arch")?;
+            let gb = GuestBoot {
+                command: overhead::guest_command(
+                    &bins.agent,
+                    &bins.tracer,
+                    bench,
+                    GUEST_OUT,
+                    settings,
+                ),
+                qemu_opts: clock.qemu_opts().map(str::to_string),
+                // One vCPU: the probe's consumer runs on the bench's CPU, so
+                // its cost is counted, and icount stays deterministic.
+                cpus: 1,
+                out: out.clone(),
+                console: dir.join(format!("console-{}.log", clock.name())),
+                deadlines: match clock {
+                    overhead::Clock::Wall => cell.deadlines,
+                    overhead::Clock::Icount => cell.deadlines.icount(),
+                },
+            };
+            let _ = tx.send(MatrixEvent::Note {
+                cell: id.clone(),
+                text: format!("{} clock", clock.name()),
+            });
+            let (t, booted) = boot_guest(c, &gb, r);
+            f.boot_s = t.boot_s;
+            f.run_s = t.run_s;
+            if r.boot_s.is_none() {
+                r.banner_s = t.banner_s;
+                r.boot_s = t.boot_s;
+            }
+            // The agent exits non-zero when a round failed; its figures
+            // still say which, so read them whenever they are there.
+            let booted = match booted {
+                Err(e) if !out.join("overhead-run.json").exists() => return Err(e),
+                other => other,
+            };
+            let _ = tx.send(MatrixEvent::Stage {
+                cell: id.clone(),
+                stage: Stage::Checking,
+            });
+            if r.release.is_none() {
+                r.release = gate::guest_release(&out);
+            }
+            f = overhead::ClockFigures {
+                boot_s: f.boot_s,
+                run_s: f.run_s,
+                error: booted.err().map(|e| format!("{e:#}")),
+                ..overhead::figures(&out, clock, gate::fentry_expectation(img))?
+            };
+            Ok(())
+        })();
+        if let Err(e) = result {
+            f.error = Some(format!("{e:#}"));
+        }
+        if !f.is_ok() {
+            let failed: Vec<String> = f
+                .modes
+                .iter()
+                .filter(|m| !m.status.is_ok())
+                .map(|m| format!("{}: {}", m.mode, m.detail))
+                .chain(f.error.clone())
+                .collect();
+            errors.push(format!("{} clock: {}", clock.name(), failed.join("; ")));
+        }
+        if r.symbol.is_none() {
+            r.symbol = f.symbol.clone();
+        }
+        figures.clocks.push(f);
+    }
+    r.run_s = Some(round2(
+        figures.clocks.iter().filter_map(|c| c.run_s).sum::<f64>(),
+    ));
+    r.overhead = Some(figures);
+    if errors.is_empty() {
+        r.status = Status::Pass;
+        Ok(())
+    } else {
+        if r.status.is_ok() || r.status == Status::Error {
+            r.status = Status::Fail;
+        }
+        anyhow::bail!("{}", errors.join("; "))
     }
 }
 

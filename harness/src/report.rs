@@ -116,6 +116,14 @@ pub fn summary_md(cells: &[CellResult], accel_reason: &str, wall_s: f64) -> Stri
             ));
         }
     }
+    s.push_str(&failures_md(cells));
+    s
+}
+
+/// A `## Failures` section listing every cell that did not pass (empty
+/// when all did).
+pub fn failures_md(cells: &[CellResult]) -> String {
+    let mut s = String::new();
     let failing: Vec<&CellResult> = cells.iter().filter(|c| c.status != Status::Pass).collect();
     if !failing.is_empty() {
         s.push_str("\n## Failures\n\n");
@@ -297,6 +305,7 @@ mod tests {
             events: Some(3),
             missed_returns: None,
             snapshots: Default::default(),
+            overhead: None,
             scenarios: scenarios
                 .iter()
                 .map(|(n, s)| ScenarioResult {

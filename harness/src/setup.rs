@@ -23,6 +23,9 @@ pub const APT_PACKAGES: &[&str] = &[
     "busybox-static",
     "python3-venv",
     "file",
+    // The peer `harness overhead` measures the tracer against (x86_64
+    // guests run the host's root; arm64 guests get it from their recipe).
+    "bpftrace",
     // virtiofsd's build dependencies (bookworm has no virtiofsd package).
     "libseccomp-dev",
     "libcap-ng-dev",

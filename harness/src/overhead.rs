@@ -1,0 +1,734 @@
+//! Stage 6, measure: what a probe costs one unlink. The guest agent ran
+//! the criterion bench of the unlink path (`benches/benches/unlink_path.rs`)
+//! once per probe mode and round; this module pools the rounds' raw
+//! samples per mode and bench, and turns them into figures: the median
+//! cost per unlink with its 95 % confidence interval, the overhead over
+//! the baseline, and the tracer's overhead over the empty probe pair's.
+//!
+//! Two clocks, never mixed: `wall` (guest nanoseconds of a normal TCG or
+//! KVM boot) and `icount` (a boot with `-icount shift=0,sleep=off`, where
+//! a guest nanosecond is one guest instruction: reproducible, and the one
+//! the regression check uses).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use unlink_schema::{OverheadRound, OverheadRun};
+
+use crate::gate::FentryExpectation;
+use crate::matrix::Status;
+
+/// Every mode, in report order.
+pub use unlink_schema::OVERHEAD_MODES as MODES;
+
+/// What each mode is, for reports.
+pub fn mode_description(mode: &str) -> &'static str {
+    match mode {
+        "baseline" => "no probe",
+        "empty-kprobe" => "a kprobe whose program does nothing",
+        "empty-kretprobe" => "a kretprobe whose program does nothing",
+        "empty-pair" => "an empty kprobe + kretprobe: the mechanism alone",
+        "kprobe" => "the tracer (kprobe + kretprobe), every event decoded in user space",
+        "kprobe-json" => "the tracer, every event printed as a JSON line to a reader",
+        "fentry" => "the tracer in fentry mode, every event decoded in user space",
+        "printk" => "the tutorial as written: bpf_printk, trace_pipe read",
+        "bpftrace" => "bpftrace's one-liner of the tutorial, its output read",
+        _ => "",
+    }
+}
+
+/// The benches of `benches/benches/unlink_path.rs` (criterion group `unlink`).
+pub const BENCHES: &[&str] = &["create_unlink", "unlink_missing"];
+
+/// The mode whose overhead is the tracer's, and the one it is held against.
+pub const TRACER_MODE: &str = "kprobe";
+pub const EMPTY_PAIR: &str = "empty-pair";
+
+/// Which clock a figure was read from.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Clock {
+    /// Guest nanoseconds of a normal boot (TCG or KVM).
+    Wall,
+    /// Guest instructions: a boot with `-icount shift=0,sleep=off`.
+    Icount,
+}
+
+impl Clock {
+    pub fn name(self) -> &'static str {
+        match self {
+            Clock::Wall => "wall",
+            Clock::Icount => "icount",
+        }
+    }
+
+    /// The unit of this clock's figures.
+    pub fn unit(self) -> &'static str {
+        match self {
+            Clock::Wall => "ns",
+            Clock::Icount => "instructions",
+        }
+    }
+
+    /// Extra QEMU options for this clock's boot.
+    pub fn qemu_opts(self) -> Option<&'static str> {
+        match self {
+            Clock::Wall => None,
+            Clock::Icount => Some("-icount shift=0,sleep=off"),
+        }
+    }
+}
+
+/// How an overhead run measures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub clocks: Vec<Clock>,
+    pub rounds: u32,
+    /// criterion's warm-up and measurement seconds (guest seconds), samples.
+    pub warm_up: String,
+    pub measure: String,
+    pub samples: u32,
+    pub modes: Vec<&'static str>,
+    /// Have the guest kernel keep BPF run statistics (the tracer's programs'
+    /// own cost; adds a little to every BPF mode).
+    pub bpf_stats: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            clocks: vec![Clock::Wall, Clock::Icount],
+            rounds: 3,
+            warm_up: "0.1".into(),
+            measure: "0.5".into(),
+            samples: 10,
+            modes: MODES.to_vec(),
+            bpf_stats: false,
+        }
+    }
+}
+
+/// The guest agent's command line for an overhead boot (pure).
+pub fn guest_command(agent: &Path, tracer: &Path, bench: &Path, out: &str, s: &Settings) -> String {
+    let mut c = format!(
+        "{} overhead --tracer {} --bench {} --out {out} --rounds {} --warm-up {} --measure {} --samples {}",
+        agent.display(),
+        tracer.display(),
+        bench.display(),
+        s.rounds,
+        s.warm_up,
+        s.measure,
+        s.samples
+    );
+    for m in &s.modes {
+        c.push_str(" --mode ");
+        c.push_str(m);
+    }
+    if s.bpf_stats {
+        c.push_str(" --bpf-stats");
+    }
+    c
+}
+
+/// A median with its 95 % confidence interval.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Estimate {
+    pub median: f64,
+    pub lo: f64,
+    pub hi: f64,
+    /// Samples pooled.
+    pub n: usize,
+}
+
+impl Estimate {
+    /// `self - base`, with the interval's widest ends (conservative).
+    pub fn minus(&self, base: &Estimate) -> Estimate {
+        Estimate {
+            median: self.median - base.median,
+            lo: self.lo - base.hi,
+            hi: self.hi - base.lo,
+            n: self.n.min(base.n),
+        }
+    }
+}
+
+/// 1-based ranks of the order statistics bounding a 95 % confidence
+/// interval of the median of `n` samples (normal approximation of the
+/// binomial; pure).
+pub fn median_ci_ranks(n: usize) -> (usize, usize) {
+    if n == 0 {
+        return (0, 0);
+    }
+    let half = 1.96 * (n as f64).sqrt() / 2.0;
+    let lo = ((n as f64) / 2.0 - half).floor().max(1.0) as usize;
+    let hi = ((n as f64) / 2.0 + 1.0 + half).ceil().min(n as f64) as usize;
+    (lo, hi)
+}
+
+/// The median of `values` and its 95 % confidence interval (pure).
+pub fn estimate(values: &[f64]) -> Option<Estimate> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    let median = if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    };
+    let (lo, hi) = median_ci_ranks(n);
+    Some(Estimate {
+        median,
+        lo: v[lo - 1],
+        hi: v[hi - 1],
+        n,
+    })
+}
+
+/// criterion's `sample.json`: iterations and total nanoseconds per sample.
+#[derive(Debug, Deserialize)]
+struct Sample {
+    iters: Vec<f64>,
+    times: Vec<f64>,
+}
+
+/// Per-iteration costs of one bench run, and the iterations measured.
+pub fn read_samples(path: &Path) -> Result<(Vec<f64>, u64)> {
+    let s: Sample = serde_json::from_slice(
+        &std::fs::read(path).with_context(|| format!("no {}", path.display()))?,
+    )
+    .with_context(|| format!("parsing {}", path.display()))?;
+    parse_samples(s)
+}
+
+fn parse_samples(s: Sample) -> Result<(Vec<f64>, u64)> {
+    anyhow::ensure!(
+        s.iters.len() == s.times.len() && !s.iters.is_empty(),
+        "criterion samples: {} iteration counts for {} times",
+        s.iters.len(),
+        s.times.len()
+    );
+    anyhow::ensure!(
+        s.iters.iter().all(|&i| i >= 1.0),
+        "criterion samples: an iteration count below 1"
+    );
+    let per = s.iters.iter().zip(&s.times).map(|(i, t)| t / i).collect();
+    Ok((per, s.iters.iter().sum::<f64>() as u64))
+}
+
+/// One bench's figures in one mode.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BenchFigures {
+    /// Cost per unlink (create + unlink for `create_unlink`).
+    pub cost: Estimate,
+    /// Cost minus the baseline's (None for the baseline itself).
+    pub overhead: Option<Estimate>,
+}
+
+/// One mode's figures on one clock.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModeFigures {
+    pub mode: String,
+    pub status: Status,
+    pub detail: String,
+    /// Per bench (see [`BENCHES`]).
+    pub benches: BTreeMap<String, BenchFigures>,
+    /// Calls the bench measured, all rounds and benches.
+    pub measured_calls: u64,
+    /// Calls the probe reported (events, lines), where it has output.
+    pub probe_calls: Option<u64>,
+    pub probe_dropped: Option<u64>,
+    /// The BPF programs' own cost per call, from the kernel's BPF run
+    /// statistics (`--bpf-stats` only): the sum over the mode's programs of
+    /// run time / runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bpf_per_call: Option<f64>,
+}
+
+/// Per call, the sum over programs of their run time / runs (pure).
+pub fn bpf_per_call(rounds: &[&OverheadRound]) -> Option<f64> {
+    let mut per_prog: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+    for r in rounds {
+        for p in &r.programs {
+            let e = per_prog.entry(&p.name).or_default();
+            e.0 += p.run_time_ns;
+            e.1 += p.run_cnt;
+        }
+    }
+    let costs: Vec<f64> = per_prog
+        .values()
+        .filter(|(_, cnt)| *cnt > 0)
+        .map(|(t, cnt)| *t as f64 / *cnt as f64)
+        .collect();
+    (!costs.is_empty()).then(|| costs.iter().sum())
+}
+
+/// One clock's boot of a cell.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClockFigures {
+    pub clock: Clock,
+    pub unit: String,
+    pub rounds: u32,
+    /// The function the probes were attached to.
+    pub symbol: Option<String>,
+    pub boot_s: Option<f64>,
+    pub run_s: Option<f64>,
+    pub modes: Vec<ModeFigures>,
+    /// Tracer overhead / empty-pair overhead, per bench.
+    pub tracer_to_empty_pair: BTreeMap<String, f64>,
+    /// Tracer overhead / bpftrace overhead, per bench.
+    pub tracer_to_bpftrace: BTreeMap<String, f64>,
+    pub error: Option<String>,
+}
+
+impl ClockFigures {
+    pub fn new(clock: Clock, rounds: u32) -> Self {
+        ClockFigures {
+            clock,
+            unit: clock.unit().into(),
+            rounds,
+            symbol: None,
+            boot_s: None,
+            run_s: None,
+            modes: Vec::new(),
+            tracer_to_empty_pair: BTreeMap::new(),
+            tracer_to_bpftrace: BTreeMap::new(),
+            error: None,
+        }
+    }
+
+    pub fn mode(&self, mode: &str) -> Option<&ModeFigures> {
+        self.modes.iter().find(|m| m.mode == mode)
+    }
+
+    /// The overhead of `mode` on `bench`, if it was measured.
+    pub fn overhead(&self, mode: &str, bench: &str) -> Option<f64> {
+        self.mode(mode)?
+            .benches
+            .get(bench)?
+            .overhead
+            .map(|e| e.median)
+    }
+
+    /// Whether every mode passed (or is an expected limitation).
+    pub fn is_ok(&self) -> bool {
+        self.error.is_none() && self.modes.iter().all(|m| m.status.is_ok())
+    }
+}
+
+/// A cell's overhead figures, one entry per clock.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CellOverhead {
+    pub clocks: Vec<ClockFigures>,
+}
+
+impl CellOverhead {
+    pub fn clock(&self, clock: Clock) -> Option<&ClockFigures> {
+        self.clocks.iter().find(|c| c.clock == clock)
+    }
+}
+
+/// Turns an agent's overhead run (`out/overhead-run.json` and criterion's
+/// files beside it) into one clock's figures. `fentry` is judged from the
+/// kernel's own config: a failed fentry round is an expected limitation
+/// only where the kernel cannot have trampolines.
+pub fn figures(out: &Path, clock: Clock, fentry: FentryExpectation) -> Result<ClockFigures> {
+    let run: OverheadRun = serde_json::from_slice(
+        &std::fs::read(out.join("overhead-run.json"))
+            .with_context(|| format!("no {}/overhead-run.json", out.display()))?,
+    )
+    .context("parsing overhead-run.json")?;
+    let rounds = run.rounds.iter().map(|r| r.round + 1).max().unwrap_or(0);
+    let mut f = ClockFigures::new(clock, rounds);
+    f.symbol = run.target.as_ref().map(|t| t.symbol.clone());
+    let mut modes: Vec<&str> = Vec::new();
+    for r in &run.rounds {
+        if !modes.contains(&r.mode.as_str()) {
+            modes.push(&r.mode);
+        }
+    }
+    modes.sort_by_key(|m| MODES.iter().position(|k| k == m).unwrap_or(usize::MAX));
+    for mode in modes {
+        let rounds: Vec<&OverheadRound> = run.rounds.iter().filter(|r| r.mode == mode).collect();
+        f.modes.push(mode_figures(out, mode, &rounds, fentry));
+    }
+    // Overheads against the baseline.
+    let baseline = f.mode("baseline").cloned();
+    for m in &mut f.modes {
+        for (bench, b) in &mut m.benches {
+            if m.mode != "baseline" {
+                b.overhead = baseline
+                    .as_ref()
+                    .and_then(|base| base.benches.get(bench))
+                    .map(|base| b.cost.minus(&base.cost));
+            }
+        }
+    }
+    for bench in BENCHES {
+        let tracer = f.overhead(TRACER_MODE, bench);
+        if let (Some(t), Some(p)) = (tracer, f.overhead(EMPTY_PAIR, bench)) {
+            f.tracer_to_empty_pair
+                .insert(bench.to_string(), round3(t / p));
+        }
+        if let (Some(t), Some(b)) = (tracer, f.overhead("bpftrace", bench)) {
+            f.tracer_to_bpftrace
+                .insert(bench.to_string(), round3(t / b));
+        }
+    }
+    Ok(f)
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+fn mode_figures(
+    out: &Path,
+    mode: &str,
+    rounds: &[&OverheadRound],
+    fentry: FentryExpectation,
+) -> ModeFigures {
+    let mut m = ModeFigures {
+        mode: mode.to_string(),
+        status: Status::Pass,
+        detail: String::new(),
+        benches: BTreeMap::new(),
+        measured_calls: 0,
+        probe_calls: None,
+        probe_dropped: None,
+        bpf_per_call: bpf_per_call(rounds),
+    };
+    let failed: Vec<String> = rounds
+        .iter()
+        .filter(|r| !r.ok)
+        .map(|r| {
+            format!(
+                "round {}: {}",
+                r.round,
+                r.error.as_deref().unwrap_or("failed")
+            )
+        })
+        .collect();
+    if !failed.is_empty() {
+        let all_failed = failed.len() == rounds.len();
+        if mode == "fentry" && all_failed && fentry == FentryExpectation::Unavailable {
+            m.status = Status::ExpectedLimitation;
+            m.detail = format!(
+                "the kernel is built without {}: no BPF trampolines, fentry refused as it should",
+                crate::gate::DIRECT_CALLS
+            );
+        } else {
+            m.status = Status::Fail;
+            m.detail = failed.join("; ");
+        }
+        return m;
+    }
+    if mode == "fentry" && fentry == FentryExpectation::Unavailable {
+        m.status = Status::Fail;
+        m.detail = format!(
+            "fentry attached although the kernel config lacks {}",
+            crate::gate::DIRECT_CALLS
+        );
+        return m;
+    }
+    let mut pooled: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    let mut problems = Vec::new();
+    for r in rounds {
+        let mut round_calls = 0;
+        for bench in BENCHES {
+            let path = out
+                .join(&r.criterion_dir)
+                .join("unlink")
+                .join(bench)
+                .join("new")
+                .join("sample.json");
+            match read_samples(&path) {
+                Ok((per, calls)) => {
+                    pooled.entry(bench).or_default().extend(per);
+                    round_calls += calls;
+                }
+                Err(e) => problems.push(format!("round {}: {e:#}", r.round)),
+            }
+        }
+        m.measured_calls += round_calls;
+        if let Some(seen) = r.probe_calls {
+            let dropped = r.probe_dropped.unwrap_or(0);
+            *m.probe_calls.get_or_insert(0) += seen;
+            *m.probe_dropped.get_or_insert(0) += dropped;
+            // printk lines can be overwritten in the trace buffer before
+            // they are read: only the counted probes must see every call.
+            if mode != "printk" && seen + dropped < round_calls {
+                problems.push(format!(
+                    "round {}: the probe reported {seen} calls (+{dropped} dropped) but the bench made at least {round_calls}: was it attached?",
+                    r.round
+                ));
+            }
+            if seen == 0 {
+                problems.push(format!("round {}: the probe saw no call", r.round));
+            }
+        }
+    }
+    for (bench, values) in pooled {
+        if let Some(cost) = estimate(&values) {
+            m.benches.insert(
+                bench.to_string(),
+                BenchFigures {
+                    cost,
+                    overhead: None,
+                },
+            );
+        }
+    }
+    if !problems.is_empty() {
+        m.status = Status::Fail;
+        m.detail = problems.join("; ");
+    }
+    m
+}
+
+/// The committed baseline: icount overheads per cell, mode and bench.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Baseline {
+    /// Always `icount`: wall figures are too noisy to gate on.
+    pub clock: Option<Clock>,
+    /// `alias/arch` → mode → bench → overhead (instructions per unlink).
+    pub cells: BTreeMap<String, BTreeMap<String, BTreeMap<String, f64>>>,
+}
+
+/// One comparison against the baseline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    pub cell: String,
+    pub mode: String,
+    pub bench: String,
+    pub baseline: f64,
+    pub now: f64,
+    /// Growth of the overhead in percent of the baseline's.
+    pub growth_pct: f64,
+    /// Past `--fail-above`.
+    pub regressed: bool,
+}
+
+/// The baseline a run's icount figures make (pure).
+pub fn baseline_of(cells: &[(String, &ClockFigures)]) -> Baseline {
+    let mut b = Baseline {
+        clock: Some(Clock::Icount),
+        cells: BTreeMap::new(),
+    };
+    for (cell, f) in cells {
+        let modes = b.cells.entry(cell.clone()).or_default();
+        for m in &f.modes {
+            for (bench, fig) in &m.benches {
+                if let Some(o) = fig.overhead {
+                    modes
+                        .entry(m.mode.clone())
+                        .or_default()
+                        .insert(bench.clone(), o.median.round());
+                }
+            }
+        }
+    }
+    b
+}
+
+/// Compares a run's icount overheads with the baseline's (pure): every
+/// cell, mode and bench present in both.
+pub fn compare(
+    base: &Baseline,
+    cells: &[(String, &ClockFigures)],
+    fail_above: Option<f64>,
+) -> Vec<Comparison> {
+    let mut out = Vec::new();
+    for (cell, f) in cells {
+        let Some(modes) = base.cells.get(cell) else {
+            continue;
+        };
+        for m in &f.modes {
+            let Some(benches) = modes.get(&m.mode) else {
+                continue;
+            };
+            for (bench, fig) in &m.benches {
+                let (Some(&was), Some(now)) = (benches.get(bench), fig.overhead) else {
+                    continue;
+                };
+                let growth_pct = if was.abs() > f64::EPSILON {
+                    (now.median - was) / was.abs() * 100.0
+                } else {
+                    0.0
+                };
+                out.push(Comparison {
+                    cell: cell.clone(),
+                    mode: m.mode.clone(),
+                    bench: bench.clone(),
+                    baseline: was,
+                    now: now.median.round(),
+                    growth_pct: (growth_pct * 10.0).round() / 10.0,
+                    regressed: fail_above.is_some_and(|p| growth_pct > p),
+                });
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_confidence_ranks() {
+        // (n, lower rank, upper rank), 1-based.
+        let cases = [
+            (1, 1, 1),
+            (10, 1, 10),
+            (20, 5, 16),
+            (30, 9, 22),
+            (60, 22, 39),
+            (100, 40, 61),
+        ];
+        for (n, lo, hi) in cases {
+            assert_eq!(median_ci_ranks(n), (lo, hi), "n = {n}");
+        }
+    }
+
+    #[test]
+    fn estimates() {
+        assert_eq!(estimate(&[]), None);
+        let e = estimate(&[3.0, 1.0, 2.0]).expect("some");
+        assert_eq!((e.median, e.lo, e.hi, e.n), (2.0, 1.0, 3.0, 3));
+        let even = estimate(&[4.0, 1.0, 3.0, 2.0]).expect("some");
+        assert_eq!(even.median, 2.5);
+        let values: Vec<f64> = (1..=20).map(f64::from).collect();
+        let e = estimate(&values).expect("some");
+        assert_eq!((e.median, e.lo, e.hi), (10.5, 5.0, 16.0));
+        let d = e.minus(&Estimate {
+            median: 10.0,
+            lo: 9.0,
+            hi: 11.0,
+            n: 20,
+        });
+        assert_eq!((d.median, d.lo, d.hi), (0.5, -6.0, 7.0));
+    }
+
+    #[test]
+    fn criterion_samples() {
+        let (per, calls) = parse_samples(Sample {
+            iters: vec![10.0, 20.0],
+            times: vec![1000.0, 3000.0],
+        })
+        .expect("valid");
+        assert_eq!(per, vec![100.0, 150.0]);
+        assert_eq!(calls, 30);
+        let bad = [
+            (vec![], vec![]),
+            (vec![1.0], vec![1.0, 2.0]),
+            (vec![0.0], vec![5.0]),
+        ];
+        for (iters, times) in bad {
+            assert!(parse_samples(Sample { iters, times }).is_err());
+        }
+    }
+
+    #[test]
+    fn bpf_cost_per_call() {
+        let round = |progs: &[(&str, u64, u64)]| OverheadRound {
+            mode: "kprobe".into(),
+            round: 0,
+            ok: true,
+            error: None,
+            attach_s: 0.0,
+            bench_s: 0.0,
+            probe_calls: None,
+            probe_dropped: None,
+            programs: progs
+                .iter()
+                .map(|(n, cnt, t)| unlink_schema::ProgramStats {
+                    name: n.to_string(),
+                    run_cnt: *cnt,
+                    run_time_ns: *t,
+                })
+                .collect(),
+            criterion_dir: String::new(),
+        };
+        let a = round(&[("entry", 10, 1000), ("exit", 10, 500)]);
+        let b = round(&[("entry", 30, 2600), ("exit", 30, 1700)]);
+        // entry: 3600 / 40 = 90; exit: 2200 / 40 = 55.
+        assert_eq!(bpf_per_call(&[&a, &b]), Some(145.0));
+        assert_eq!(bpf_per_call(&[&round(&[])]), None);
+        assert_eq!(bpf_per_call(&[&round(&[("idle", 0, 0)])]), None);
+    }
+
+    #[test]
+    fn guest_command_line() {
+        let s = Settings {
+            modes: vec!["baseline", "kprobe"],
+            ..Settings::default()
+        };
+        assert_eq!(
+            guest_command(Path::new("/b/agent"), Path::new("/b/tracer"), Path::new("/b/bench"), "/o", &s),
+            "/b/agent overhead --tracer /b/tracer --bench /b/bench --out /o --rounds 3 --warm-up 0.1 --measure 0.5 --samples 10 --mode baseline --mode kprobe"
+        );
+        let stats = Settings {
+            bpf_stats: true,
+            ..s
+        };
+        assert!(
+            guest_command(Path::new("a"), Path::new("t"), Path::new("b"), "/o", &stats)
+                .ends_with("--mode kprobe --bpf-stats")
+        );
+    }
+
+    fn clock_with(overheads: &[(&str, f64)]) -> ClockFigures {
+        let mut f = ClockFigures::new(Clock::Icount, 3);
+        for (mode, o) in overheads {
+            let e = Estimate {
+                median: *o,
+                lo: *o,
+                hi: *o,
+                n: 30,
+            };
+            f.modes.push(ModeFigures {
+                mode: mode.to_string(),
+                status: Status::Pass,
+                detail: String::new(),
+                benches: BTreeMap::from([(
+                    "create_unlink".to_string(),
+                    BenchFigures {
+                        cost: e,
+                        overhead: Some(e),
+                    },
+                )]),
+                measured_calls: 1,
+                probe_calls: None,
+                probe_dropped: None,
+                bpf_per_call: None,
+            });
+        }
+        f
+    }
+
+    #[test]
+    fn regression_check() {
+        let then = clock_with(&[("kprobe", 1000.0), ("fentry", 300.0)]);
+        let base = baseline_of(&[("sid/x86_64".into(), &then)]);
+        assert_eq!(base.cells["sid/x86_64"]["kprobe"]["create_unlink"], 1000.0);
+        let now = clock_with(&[("kprobe", 1150.0), ("fentry", 303.0), ("printk", 9.0)]);
+        let cells = [("sid/x86_64".to_string(), &now)];
+        let c = compare(&base, &cells, Some(10.0));
+        let got: Vec<(&str, f64, bool)> = c
+            .iter()
+            .map(|c| (c.mode.as_str(), c.growth_pct, c.regressed))
+            .collect();
+        // printk is not in the baseline: not compared.
+        assert_eq!(got, vec![("kprobe", 15.0, true), ("fentry", 1.0, false)]);
+        assert!(compare(&base, &cells, None).iter().all(|c| !c.regressed));
+        let other = [("bookworm/arm64".to_string(), &now)];
+        assert!(compare(&base, &other, Some(1.0)).is_empty());
+    }
+}
