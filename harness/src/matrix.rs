@@ -338,6 +338,8 @@ fn stage_binaries(bins: &GuestBinaries, out: &Path) -> Result<GuestBinaries> {
 
 /// One boot of a cell's guest: what runs, where its results and console go.
 struct GuestBoot {
+    /// KVM or TCG for this boot (icount needs TCG).
+    accel: Accel,
     command: String,
     qemu_opts: Option<String>,
     cpus: u32,
@@ -402,7 +404,7 @@ fn boot_guest_inner(
     let spec = BootSpec {
         vng: plan.vng.clone(),
         arch: id.arch,
-        accel: plan.accel,
+        accel: gb.accel,
         vmlinuz: img.vmlinuz.clone(),
         cpus: gb.cpus,
         memory_mb: 1024,
@@ -538,6 +540,7 @@ fn boot_and_check(c: &CellRun, r: &mut CellResult) -> Result<()> {
         command.push_str(&format!(" --scenario {name}"));
     }
     let gb = GuestBoot {
+        accel: c.plan.accel,
         command,
         qemu_opts: None,
         cpus: 2,
@@ -617,9 +620,18 @@ fn boot_and_measure(c: &CellRun, settings: &overhead::Settings, r: &mut CellResu
                 cpus: 1,
                 out: out.clone(),
                 console: dir.join(format!("console-{}.log", clock.name())),
-                deadlines: match clock {
-                    overhead::Clock::Wall => cell.deadlines,
-                    overhead::Clock::Icount => cell.deadlines.icount(),
+                // Instructions are counted by TCG only: an icount boot
+                // never uses KVM, and gets TCG's deadlines.
+                accel: match clock {
+                    overhead::Clock::Wall => c.plan.accel,
+                    overhead::Clock::Icount => Accel::Tcg,
+                },
+                deadlines: match (clock, c.plan.accel) {
+                    (overhead::Clock::Wall, _) => cell.deadlines,
+                    (overhead::Clock::Icount, Accel::Kvm) => {
+                        Deadlines::for_overhead(Accel::Tcg, id.arch, settings.steps()).icount()
+                    }
+                    (overhead::Clock::Icount, _) => cell.deadlines.icount(),
                 },
             };
             let _ = tx.send(MatrixEvent::Note {
@@ -647,6 +659,7 @@ fn boot_and_measure(c: &CellRun, settings: &overhead::Settings, r: &mut CellResu
                 r.release = gate::guest_release(&out);
             }
             f = overhead::ClockFigures {
+                accel: Some(gb.accel),
                 boot_s: f.boot_s,
                 run_s: f.run_s,
                 error: booted.err().map(|e| format!("{e:#}")),

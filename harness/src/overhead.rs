@@ -98,6 +98,13 @@ pub struct Settings {
     pub bpf_stats: bool,
 }
 
+impl Settings {
+    /// Mode rounds one boot runs.
+    pub fn steps(&self) -> u32 {
+        self.rounds * self.modes.len() as u32
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Settings {
@@ -274,6 +281,8 @@ pub fn bpf_per_call(rounds: &[&OverheadRound]) -> Option<f64> {
 pub struct ClockFigures {
     pub clock: Clock,
     pub unit: String,
+    /// How the guest ran (icount boots are always TCG).
+    pub accel: Option<crate::boot::Accel>,
     pub rounds: u32,
     /// The function the probes were attached to.
     pub symbol: Option<String>,
@@ -292,6 +301,7 @@ impl ClockFigures {
         ClockFigures {
             clock,
             unit: clock.unit().into(),
+            accel: None,
             rounds,
             symbol: None,
             boot_s: None,

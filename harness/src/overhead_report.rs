@@ -287,9 +287,18 @@ pub fn overhead_md(report: &OverheadReport) -> String {
         if rows.is_empty() {
             continue;
         }
+        let accel = rows
+            .iter()
+            .find_map(|(_, f)| f.accel)
+            .map(|a| format!("{a:?}").to_uppercase())
+            .unwrap_or_else(|| "?".into());
         let what = match clock {
-            Clock::Icount => "guest instructions per unlink (icount clock: reproducible, gated)",
-            Clock::Wall => "guest nanoseconds per unlink (wall clock: noisy under emulation)",
+            Clock::Icount => format!(
+                "guest instructions per unlink (icount clock, {accel}: reproducible, gated)"
+            ),
+            Clock::Wall => {
+                format!("guest nanoseconds per unlink (wall clock, {accel}: noisy under emulation)")
+            }
         };
         for bench in BENCHES {
             s.push_str(&format!("## {}: {what}\n\n", bench_title(bench)));
