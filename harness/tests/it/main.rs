@@ -359,7 +359,8 @@ fn bad_selections_list_the_valid_values() {
 }
 
 /// The workflow users copy: actionlint finds nothing in it, and its
-/// kernel matrix is exactly the manifest's kernels times the arches.
+/// kernel-matrix and overhead jobs run exactly the manifest's kernels
+/// times the arches.
 #[test]
 fn the_workflow_lints_clean_and_matches_the_manifest() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -386,27 +387,29 @@ fn the_workflow_lints_clean_and_matches_the_manifest() {
 
     let yaml: serde_yaml::Value =
         serde_yaml::from_str(&std::fs::read_to_string(&workflow).expect("ci.yml")).expect("yaml");
-    let matrix = &yaml["jobs"]["kernel-matrix"]["strategy"]["matrix"];
-    let list = |key: &str| -> Vec<String> {
-        matrix[key]
-            .as_sequence()
-            .unwrap_or_else(|| panic!("no matrix.{key} in ci.yml"))
-            .iter()
-            .map(|v| v.as_str().expect("string").to_string())
-            .collect()
-    };
     let manifest = harness::manifest::Manifest::load(&harness::manifest::Manifest::default_path())
         .expect("manifest");
-    assert_eq!(
-        list("kernel"),
-        manifest.aliases(),
-        "ci.yml kernels vs vm-images/kernels.toml"
-    );
-    assert_eq!(
-        list("arch"),
-        harness::manifest::Arch::ALL.map(|a| a.name()),
-        "ci.yml arches vs the harness's"
-    );
+    for job in ["kernel-matrix", "overhead"] {
+        let matrix = &yaml["jobs"][job]["strategy"]["matrix"];
+        let list = |key: &str| -> Vec<String> {
+            matrix[key]
+                .as_sequence()
+                .unwrap_or_else(|| panic!("no {job} matrix.{key} in ci.yml"))
+                .iter()
+                .map(|v| v.as_str().expect("string").to_string())
+                .collect()
+        };
+        assert_eq!(
+            list("kernel"),
+            manifest.aliases(),
+            "ci.yml {job} kernels vs vm-images/kernels.toml"
+        );
+        assert_eq!(
+            list("arch"),
+            harness::manifest::Arch::ALL.map(|a| a.name()),
+            "ci.yml {job} arches vs the harness's"
+        );
+    }
 }
 
 /// `harness doctor` lists every check, tries KVM, and names the fix for
