@@ -9,7 +9,7 @@ use std::fs::{self, File};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -175,6 +175,7 @@ pub fn run(args: &OverheadArgs, release: &str, workdir: &Path) -> bool {
                 error: None,
                 attach_s: 0.0,
                 bench_s: 0.0,
+                drain_s: 0.0,
                 probe_calls: None,
                 probe_dropped: None,
                 programs: Vec::new(),
@@ -243,6 +244,8 @@ fn show_target(tracer: &Path) -> Result<TargetInfo> {
 struct Probe {
     child: Child,
     reader: Option<JoinHandle<LineCount>>,
+    /// Lines read so far (any kind): still growing while output drains.
+    progress: Arc<AtomicU64>,
     /// The tracer's stderr (its summary), where the probe is the tracer.
     summary_file: Option<PathBuf>,
 }
@@ -289,6 +292,9 @@ fn one_round(
 
     // Stopped whatever the bench did, so no probe outlives its round.
     let stopped = probe.map(|p| stop_probe(p, mode)).transpose();
+    if let Ok(Some(Some(seen))) = &stopped {
+        r.drain_s = seen.drain_s;
+    }
     let bench = bench?;
     if !bench.success() {
         bail!(
@@ -315,13 +321,16 @@ fn start_tracer(args: &OverheadArgs, mode: &str, dir: &Path) -> Result<Probe> {
         .stderr(File::create(&stderr).context("creating tracer.err")?)
         .spawn()
         .with_context(|| format!("starting {}", args.tracer.display()))?;
+    let progress = Arc::new(AtomicU64::new(0));
+    let lines = Arc::clone(&progress);
     let reader = child
         .stdout
         .take()
-        .map(|out| std::thread::spawn(move || count_lines(out, None)));
+        .map(|out| std::thread::spawn(move || count_lines(out, None, &lines)));
     let mut probe = Probe {
         child,
         reader,
+        progress,
         summary_file: Some(stderr),
     };
     wait_ready(&mut probe, args.attach_timeout, &|| ready.exists())?;
@@ -340,13 +349,16 @@ fn start_bpftrace(args: &OverheadArgs, t: &TargetInfo, dir: &Path) -> Result<Pro
         .with_context(|| format!("starting {}", args.bpftrace.display()))?;
     let ready = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&ready);
+    let progress = Arc::new(AtomicU64::new(0));
+    let lines = Arc::clone(&progress);
     let reader = child
         .stdout
         .take()
-        .map(|out| std::thread::spawn(move || count_lines(out, Some(flag))));
+        .map(|out| std::thread::spawn(move || count_lines(out, Some(flag), &lines)));
     let mut probe = Probe {
         child,
         reader,
+        progress,
         summary_file: None,
     };
     wait_ready(&mut probe, args.attach_timeout, &|| {
@@ -371,7 +383,11 @@ fn wait_ready(probe: &mut Probe, timeout: u64, ready: &dyn Fn() -> bool) -> Resu
 }
 
 /// Reads a probe's stdout to the end: the consumer a user would run.
-fn count_lines(out: impl std::io::Read, ready: Option<Arc<AtomicBool>>) -> LineCount {
+fn count_lines(
+    out: impl std::io::Read,
+    ready: Option<Arc<AtomicBool>>,
+    progress: &AtomicU64,
+) -> LineCount {
     let mut count = LineCount::default();
     let mut reader = BufReader::with_capacity(1 << 16, out);
     let mut line = String::new();
@@ -381,6 +397,7 @@ fn count_lines(out: impl std::io::Read, ready: Option<Arc<AtomicBool>>) -> LineC
             Ok(0) | Err(_) => break,
             Ok(_) => {}
         }
+        progress.fetch_add(1, Ordering::Relaxed);
         if line.starts_with("READY") {
             if let Some(flag) = &ready {
                 flag.store(true, Ordering::SeqCst);
@@ -401,6 +418,8 @@ fn count_lines(out: impl std::io::Read, ready: Option<Arc<AtomicBool>>) -> LineC
 
 /// What a stopped probe reported.
 struct Seen {
+    /// Seconds output kept coming after the bench ended.
+    drain_s: f64,
     calls: u64,
     dropped: u64,
     programs: Vec<unlink_schema::ProgramStats>,
@@ -408,6 +427,20 @@ struct Seen {
 
 /// Stops the probe; returns what it saw, where it can tell.
 fn stop_probe(mut p: Probe, mode: &str) -> Result<Option<Seen>> {
+    // Output still buffered in the kernel (bpftrace's perf buffer, the
+    // trace buffer) is read before the probe is stopped: bpftrace exits
+    // without draining it.
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(60);
+    let mut drain_s = 0.0;
+    loop {
+        let before = p.progress.load(Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(300));
+        if p.progress.load(Ordering::Relaxed) == before || Instant::now() > deadline {
+            break;
+        }
+        drain_s = start.elapsed().as_secs_f64();
+    }
     let code = crate::stop(&mut p.child)?;
     let lines = p
         .reader
@@ -436,6 +469,7 @@ fn stop_probe(mut p: Probe, mode: &str) -> Result<Option<Seen>> {
         .unwrap_or_default();
     let seen = |calls, dropped| {
         Some(Seen {
+            drain_s,
             calls,
             dropped,
             programs: programs.clone(),
@@ -524,11 +558,13 @@ mod tests {
     fn lines_counted_and_losses_summed() {
         let text = "Attaching 3 probes...\nREADY\nKPROBE ENTRY pid = 1, filename = a\nKPROBE EXIT: pid = 1, ret = 0\nLost 12 events\n\n";
         let flag = Arc::new(AtomicBool::new(false));
-        let c = count_lines(text.as_bytes(), Some(Arc::clone(&flag)));
+        let progress = AtomicU64::new(0);
+        let c = count_lines(text.as_bytes(), Some(Arc::clone(&flag)), &progress);
+        assert_eq!(progress.load(Ordering::Relaxed), 6, "every line read");
         assert!(flag.load(Ordering::SeqCst));
         assert_eq!(c.lost, 12);
         assert_eq!(c.calls, 2);
-        let json = count_lines("{\"pid\":1}\n{\"pid\":2}\n".as_bytes(), None);
+        let json = count_lines("{\"pid\":1}\n{\"pid\":2}\n".as_bytes(), None, &progress);
         assert_eq!(json.calls, 2);
     }
 }

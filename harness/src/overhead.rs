@@ -256,6 +256,9 @@ pub struct ModeFigures {
     /// run time / runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bpf_per_call: Option<f64>,
+    /// Guest seconds, all rounds, the probe's output kept coming after the
+    /// bench ended: consumer work deferred past the measurement.
+    pub drain_s: f64,
 }
 
 /// Per call, the sum over programs of their run time / runs (pure).
@@ -413,6 +416,7 @@ fn mode_figures(
         probe_calls: None,
         probe_dropped: None,
         bpf_per_call: bpf_per_call(rounds),
+        drain_s: rounds.iter().map(|r| r.drain_s).sum(),
     };
     let failed: Vec<String> = rounds
         .iter()
@@ -654,6 +658,7 @@ mod tests {
             error: None,
             attach_s: 0.0,
             bench_s: 0.0,
+            drain_s: 0.0,
             probe_calls: None,
             probe_dropped: None,
             programs: progs
@@ -718,6 +723,7 @@ mod tests {
                 probe_calls: None,
                 probe_dropped: None,
                 bpf_per_call: None,
+                drain_s: 0.0,
             });
         }
         f

@@ -208,6 +208,33 @@ fn figure_cell(f: &ClockFigures, mode: &str, bench: &str) -> String {
     }
 }
 
+/// Where a probe's output kept coming after the bench ended: consumer work
+/// the figures above do not include (empty when there was none).
+fn drain_md(cells: &[CellResult]) -> String {
+    let mut lines = Vec::new();
+    for c in cells {
+        for f in c.overhead.iter().flat_map(|o| &o.clocks) {
+            for m in f.modes.iter().filter(|m| m.drain_s > 0.0) {
+                lines.push(format!(
+                    "| {}/{} | {} | {} | {:.2} |",
+                    c.alias,
+                    c.arch,
+                    f.clock.name(),
+                    m.mode,
+                    m.drain_s
+                ));
+            }
+        }
+    }
+    if lines.is_empty() {
+        return String::new();
+    }
+    format!(
+        "## Output drained after the bench\n\nThe consumer was still reading this mode's output when the bench ended; that work is not in the figures above.\n\n| cell | clock | mode | guest seconds, all rounds |\n|---|---|---|---:|\n{}\n\n",
+        lines.join("\n")
+    )
+}
+
 /// With `--bpf-stats`: the BPF programs' own cost per call, per clock
 /// (empty without).
 fn bpf_md(cells: &[CellResult], modes: &[&str]) -> String {
@@ -333,6 +360,7 @@ pub fn overhead_md(report: &OverheadReport) -> String {
         }
     }
     s.push_str(&bpf_md(cells, &modes));
+    s.push_str(&drain_md(cells));
     s.push_str("## Modes\n\n");
     for m in &modes {
         s.push_str(&format!("- `{m}`: {}\n", overhead::mode_description(m)));

@@ -202,6 +202,10 @@ pub struct OverheadRound {
     pub attach_s: f64,
     /// Seconds the criterion bench ran.
     pub bench_s: f64,
+    /// Seconds the probe's output kept coming after the bench ended (work
+    /// the consumer deferred: not in the bench's figures).
+    #[serde(default)]
+    pub drain_s: f64,
     /// Calls the probe reported seeing (tracer events, bpftrace lines / 2,
     /// printk lines / 2); None where the probe has no output.
     pub probe_calls: Option<u64>,
