@@ -123,7 +123,7 @@ struct OverheadArgs {
     #[arg(long, value_delimiter = ',')]
     modes: Vec<String>,
     /// Fail when a mode's icount overhead grew more than PCT percent over the baseline.
-    #[arg(long, value_name = "PCT")]
+    #[arg(long, value_name = "PCT", allow_negative_numbers = true)]
     fail_above: Option<f64>,
     /// The committed baseline the icount overheads are compared with.
     #[arg(long, default_value = "vm-images/overhead-baseline.json")]
