@@ -307,8 +307,10 @@ fn one_round(
         );
     }
     if let Some(seen) = stopped?.flatten() {
-        r.probe_calls = Some(seen.calls);
-        r.probe_dropped = Some(seen.dropped);
+        if let Some((calls, dropped)) = seen.counted {
+            r.probe_calls = Some(calls);
+            r.probe_dropped = Some(dropped);
+        }
         r.programs = seen.programs;
     }
     Ok(())
@@ -424,8 +426,8 @@ fn count_lines(
 struct Seen {
     /// Seconds output kept coming after the bench ended.
     drain_s: f64,
-    calls: u64,
-    dropped: u64,
+    /// Calls seen and dropped, where the probe counts them.
+    counted: Option<(u64, u64)>,
     programs: Vec<unlink_schema::ProgramStats>,
 }
 
@@ -474,8 +476,7 @@ fn stop_probe(mut p: Probe, mode: &str) -> Result<Option<Seen>> {
     let seen = |calls, dropped| {
         Some(Seen {
             drain_s,
-            calls,
-            dropped,
+            counted: Some((calls, dropped)),
             programs: programs.clone(),
         })
     };
@@ -486,6 +487,13 @@ fn stop_probe(mut p: Probe, mode: &str) -> Result<Option<Seen>> {
         ("kprobe" | "kprobe-json" | "fentry", Some(s)) => {
             seen(s.counters.returns, s.counters.dropped)
         }
+        // The empty modes count nothing, but their programs' statistics
+        // (with --bpf-stats) are still worth reporting.
+        (_, Some(s)) if !s.programs.is_empty() => Some(Seen {
+            drain_s,
+            counted: None,
+            programs,
+        }),
         _ => None,
     })
 }
