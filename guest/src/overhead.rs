@@ -8,10 +8,7 @@
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -31,8 +28,8 @@ pub use unlink_schema::OVERHEAD_MODES as MODES;
 
 /// The tracer's command line for a mode (pure): `kprobe` and `fentry`
 /// deliver every event to user space, which decodes and counts it
-/// (`--quiet`); `kprobe-json` prints each as a JSON line to a reader, as a
-/// user watching the output would.
+/// (`--quiet`); `kprobe-json` prints each as a JSON line, as a user
+/// logging the output would.
 pub fn tracer_args(mode: &str) -> Vec<&str> {
     match mode {
         "kprobe-json" => vec!["--json", "--mode", "kprobe"],
@@ -244,12 +241,14 @@ fn show_target(tracer: &Path) -> Result<TargetInfo> {
     serde_json::from_slice(&out.stdout).context("parsing the tracer's --show-target output")
 }
 
-/// A probe attached for one round, with its output being read.
+/// A probe attached for one round. Its stdout goes to a file on the
+/// guest's tmpfs, read only after the round: a reader process woken by
+/// every line would compete with the bench for the one vCPU, at moments
+/// that differ from run to run, and add its own cost to the mode's.
 struct Probe {
     child: Child,
-    reader: Option<JoinHandle<LineCount>>,
-    /// Lines read so far (any kind): still growing while output drains.
-    progress: Arc<AtomicU64>,
+    /// The probe's stdout, still growing while output drains.
+    output: PathBuf,
     /// The tracer's stderr (its summary), where the probe is the tracer.
     summary_file: Option<PathBuf>,
 }
@@ -273,13 +272,14 @@ fn one_round(
 ) -> Result<()> {
     fs::create_dir_all(crit_dir).with_context(|| format!("creating {}", crit_dir.display()))?;
     let start = Instant::now();
+    let output = bench_dir.with_file_name(format!("probe-{mode}.out"));
     let probe = match mode {
         "baseline" => None,
         "bpftrace" => {
             let t = target.context("no attach target for bpftrace")?;
-            Some(start_bpftrace(args, t, crit_dir)?)
+            Some(start_bpftrace(args, t, crit_dir, output)?)
         }
-        tracer_mode => Some(start_tracer(args, tracer_mode, crit_dir)?),
+        tracer_mode => Some(start_tracer(args, tracer_mode, crit_dir, output)?),
     };
     r.attach_s = start.elapsed().as_secs_f64();
 
@@ -316,59 +316,53 @@ fn one_round(
     Ok(())
 }
 
-fn start_tracer(args: &OverheadArgs, mode: &str, dir: &Path) -> Result<Probe> {
+fn start_tracer(args: &OverheadArgs, mode: &str, dir: &Path, output: PathBuf) -> Result<Probe> {
     let ready = dir.join("ready");
     let stderr = dir.join("tracer.err");
-    let mut child = Command::new(&args.tracer)
+    let child = Command::new(&args.tracer)
         .args(tracer_args(mode))
         .arg("--ready-file")
         .arg(&ready)
-        .stdout(Stdio::piped())
-        .stderr(File::create(&stderr).context("creating tracer.err")?)
+        .stdout(create(&output)?)
+        .stderr(create(&stderr)?)
         .spawn()
         .with_context(|| format!("starting {}", args.tracer.display()))?;
-    let progress = Arc::new(AtomicU64::new(0));
-    let lines = Arc::clone(&progress);
-    let reader = child
-        .stdout
-        .take()
-        .map(|out| std::thread::spawn(move || count_lines(out, None, &lines)));
     let mut probe = Probe {
         child,
-        reader,
-        progress,
+        output,
         summary_file: Some(stderr),
     };
     wait_ready(&mut probe, args.attach_timeout, &|| ready.exists())?;
     Ok(probe)
 }
 
-fn start_bpftrace(args: &OverheadArgs, t: &TargetInfo, dir: &Path) -> Result<Probe> {
+fn create(path: &Path) -> Result<File> {
+    File::create(path).with_context(|| format!("creating {}", path.display()))
+}
+
+fn start_bpftrace(
+    args: &OverheadArgs,
+    t: &TargetInfo,
+    dir: &Path,
+    output: PathBuf,
+) -> Result<Probe> {
     let script = bpftrace_script(t);
     fs::write(dir.join("probe.bt"), &script).context("writing probe.bt")?;
-    let mut child = Command::new(&args.bpftrace)
+    let child = Command::new(&args.bpftrace)
         .args(["-B", "line", "-e", &script])
         .env("BPFTRACE_PERF_RB_PAGES", BPFTRACE_PERF_PAGES)
-        .stdout(Stdio::piped())
-        .stderr(File::create(dir.join("bpftrace.err")).context("creating bpftrace.err")?)
+        .stdout(create(&output)?)
+        .stderr(create(&dir.join("bpftrace.err"))?)
         .spawn()
         .with_context(|| format!("starting {}", args.bpftrace.display()))?;
-    let ready = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&ready);
-    let progress = Arc::new(AtomicU64::new(0));
-    let lines = Arc::clone(&progress);
-    let reader = child
-        .stdout
-        .take()
-        .map(|out| std::thread::spawn(move || count_lines(out, Some(flag), &lines)));
     let mut probe = Probe {
         child,
-        reader,
-        progress,
+        output,
         summary_file: None,
     };
+    let out = probe.output.clone();
     wait_ready(&mut probe, args.attach_timeout, &|| {
-        ready.load(Ordering::SeqCst)
+        fs::read_to_string(&out).is_ok_and(|s| s.lines().any(|l| l == "READY"))
     })?;
     Ok(probe)
 }
@@ -388,27 +382,21 @@ fn wait_ready(probe: &mut Probe, timeout: u64, ready: &dyn Fn() -> bool) -> Resu
     Ok(())
 }
 
-/// Reads a probe's stdout to the end: the consumer a user would run.
-fn count_lines(
-    out: impl std::io::Read,
-    ready: Option<Arc<AtomicBool>>,
-    progress: &AtomicU64,
-) -> LineCount {
+/// Counts the calls and losses in a probe's output.
+fn count_lines(out: impl std::io::Read) -> Result<LineCount> {
     let mut count = LineCount::default();
     let mut reader = BufReader::with_capacity(1 << 16, out);
     let mut line = String::new();
     loop {
         line.clear();
-        match reader.read_line(&mut line) {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
+        if reader
+            .read_line(&mut line)
+            .context("reading the probe's output")?
+            == 0
+        {
+            break;
         }
-        progress.fetch_add(1, Ordering::Relaxed);
-        if line.starts_with("READY") {
-            if let Some(flag) = &ready {
-                flag.store(true, Ordering::SeqCst);
-            }
-        } else if let Some(rest) = line.trim().strip_prefix("Lost ") {
+        if let Some(rest) = line.trim().strip_prefix("Lost ") {
             count.lost += rest
                 .split_whitespace()
                 .next()
@@ -419,7 +407,11 @@ fn count_lines(
             count.calls += 1;
         }
     }
-    count
+    Ok(count)
+}
+
+fn open_output(path: &Path) -> Result<File> {
+    File::open(path).with_context(|| format!("opening {}", path.display()))
 }
 
 /// What a stopped probe reported.
@@ -439,20 +431,19 @@ fn stop_probe(mut p: Probe, mode: &str) -> Result<Option<Seen>> {
     let start = Instant::now();
     let deadline = start + Duration::from_secs(60);
     let mut drain_s = 0.0;
+    let size = |p: &Path| fs::metadata(p).map(|m| m.len()).unwrap_or(0);
     loop {
-        let before = p.progress.load(Ordering::Relaxed);
+        let before = size(&p.output);
         std::thread::sleep(Duration::from_millis(300));
-        if p.progress.load(Ordering::Relaxed) == before || Instant::now() > deadline {
+        if size(&p.output) == before || Instant::now() > deadline {
             break;
         }
         drain_s = start.elapsed().as_secs_f64();
     }
     let code = crate::stop(&mut p.child)?;
-    let lines = p
-        .reader
-        .take()
-        .and_then(|h| h.join().ok())
-        .unwrap_or_default();
+    let lines = count_lines(open_output(&p.output)?)?;
+    // Tens of MB on the guest's tmpfs per round: not kept.
+    let _ = fs::remove_file(&p.output);
     if code != Some(0) && mode != "bpftrace" {
         bail!("the {mode} probe exited with {code:?}; see its .err file");
     }
@@ -569,14 +560,10 @@ mod tests {
     #[test]
     fn lines_counted_and_losses_summed() {
         let text = "Attaching 3 probes...\nREADY\nKPROBE ENTRY pid = 1, filename = a\nKPROBE EXIT: pid = 1, ret = 0\nLost 12 events\n\n";
-        let flag = Arc::new(AtomicBool::new(false));
-        let progress = AtomicU64::new(0);
-        let c = count_lines(text.as_bytes(), Some(Arc::clone(&flag)), &progress);
-        assert_eq!(progress.load(Ordering::Relaxed), 6, "every line read");
-        assert!(flag.load(Ordering::SeqCst));
+        let c = count_lines(text.as_bytes()).unwrap();
         assert_eq!(c.lost, 12);
         assert_eq!(c.calls, 2);
-        let json = count_lines("{\"pid\":1}\n{\"pid\":2}\n".as_bytes(), None, &progress);
+        let json = count_lines("{\"pid\":1}\n{\"pid\":2}\n".as_bytes()).unwrap();
         assert_eq!(json.calls, 2);
     }
 }
