@@ -1,9 +1,10 @@
 //! Stage 6, measure: what a probe costs one unlink. The guest agent ran
 //! the criterion bench of the unlink path (`benches/benches/unlink_path.rs`)
-//! once per probe mode and round; this module pools the rounds' raw
-//! samples per mode and bench, and turns them into figures: the median
-//! cost per unlink with its 95 % confidence interval, the overhead over
-//! the baseline, and the tracer's overhead over the empty probe pair's.
+//! once per probe mode and round; this module reads the rounds' raw
+//! samples per mode and bench, and turns them into figures: the cost per
+//! unlink (the median of the round means) with its 95 % confidence
+//! interval, the overhead over the baseline, and the tracer's overhead
+//! over the empty probe pair's.
 //!
 //! Two clocks, never mixed: `wall` (guest nanoseconds of a normal TCG or
 //! KVM boot) and `icount` (a boot with `-icount shift=0,sleep=off`, where
@@ -31,10 +32,10 @@ pub fn mode_description(mode: &str) -> &'static str {
         "empty-kretprobe" => "a kretprobe whose program does nothing",
         "empty-pair" => "an empty kprobe + kretprobe: the mechanism alone",
         "kprobe" => "the tracer (kprobe + kretprobe), every event decoded in user space",
-        "kprobe-json" => "the tracer, every event printed as a JSON line to a reader",
+        "kprobe-json" => "the tracer, every event printed as a JSON line (to a file)",
         "fentry" => "the tracer in fentry mode, every event decoded in user space",
-        "printk" => "the tutorial as written: bpf_printk, trace_pipe read",
-        "bpftrace" => "bpftrace's one-liner of the tutorial, its output read",
+        "printk" => "the tutorial as written: bpf_printk, trace_pipe read and printed to a file",
+        "bpftrace" => "bpftrace's one-liner of the tutorial, printing to a file",
         _ => "",
     }
 }

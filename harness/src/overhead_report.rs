@@ -301,8 +301,8 @@ pub fn overhead_md(report: &OverheadReport) -> String {
     ));
     s.push_str(&format!(
         "{} interleaved rounds of every mode in one boot per clock, one vCPU; criterion per round and bench: \
-         {} s warm-up, {} s measurement, {} samples. Figures are the median per unlink over all rounds' samples, \
-         ± half the 95 % confidence interval of the median; probe modes show the overhead over the baseline.\n\n",
+         {} s warm-up, {} s measurement, {} samples. Figures are per unlink: the median of the round means \
+         (each round's total over its iterations), ± half its 95 % bootstrap confidence interval; probe modes show the overhead over the baseline.\n\n",
         settings.rounds, settings.warm_up, settings.measure, settings.samples
     ));
     let modes: Vec<&str> = settings.modes.to_vec();
