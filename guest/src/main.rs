@@ -150,6 +150,9 @@ fn parse_scenario(s: &str) -> Result<&'static Scenario, String> {
     })
 }
 
+/// The storm's ring buffer, in KiB: about a hundred calls.
+const STORM_RINGBUF_KIB: &str = "64";
+
 /// Where the workloads run: a fresh tmpfs, never the shared directory.
 const WORKDIR: &str = "/run/unlink-work";
 
@@ -267,6 +270,11 @@ fn run(args: &RunArgs, sc: &Scenario, out_dir: &Path, outcome: &mut RunOutcome) 
             .arg("--quiet")
             .arg("--pid")
             .arg(std::process::id().to_string());
+    }
+    if matches!(sc.work, Work::Storm) {
+        // A ring too small for the storm: records are lost, and the gate
+        // checks that every loss is counted (the default ring loses none).
+        tracer.args(["--ringbuf-kib", STORM_RINGBUF_KIB]);
     }
     let mut tracer = tracer
         .stdout(stdout)
