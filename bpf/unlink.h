@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
 /*
- * The record shared by the BPF side and tracer/src/event.rs.
- * The byte layout is fixed (no implicit padding); event.rs decodes it by
+ * The records shared by the BPF side and tracer/src/event.rs.
+ * Byte layouts are fixed (no implicit padding); event.rs decodes them by
  * offset and a test there pins every offset below.
  */
 #ifndef __UNLINK_H__
@@ -10,31 +10,49 @@
 #define FNAME_MAX 512
 #define COMM_LEN 16
 
-/* flags */
+/* record kinds: the first u32 of every ring buffer record */
+#define REC_ENTRY 1
+#define REC_RETURN 2
+
+/* entry flags */
 #define EV_FNAME_TRUNCATED (1u << 0) /* the kernel's path was longer than FNAME_MAX - 1 */
 #define EV_FNAME_FAULT (1u << 1)     /* the path could not be read at entry */
 #define EV_NO_DFD (1u << 2)          /* the traced function has no dfd parameter */
 
-struct unlink_event {
-	__u64 ts_ns;      /*   0: entry time, CLOCK_MONOTONIC (bpf_ktime_get_ns) */
-	__u64 latency_ns; /*   8: return time minus entry time */
-	__s64 ret;        /*  16: return value, sign-extended from the function's width */
-	__u32 pid;        /*  24: thread group id */
-	__u32 tid;        /*  28: thread id */
-	__s32 dfd;        /*  32: directory fd argument */
-	__u32 flags;      /*  36: EV_* */
-	char comm[COMM_LEN];      /* 40 */
-	char filename[FNAME_MAX]; /* 56 */
-};                                /* 568 */
+/* Sent by the entry probe. Only filename[0 .. name_len) is written: the
+ * rest of the reserved record is whatever the ring held before. */
+struct entry_rec {
+	__u32 kind;               /*  0: REC_ENTRY */
+	__u32 tid;                /*  4: thread id */
+	__u32 pid;                /*  8: thread group id */
+	__s32 dfd;                /* 12: directory fd argument */
+	__u64 ts_ns;              /* 16: entry time, CLOCK_MONOTONIC (bpf_ktime_get_ns) */
+	__u32 flags;              /* 24: EV_* */
+	__s32 name_len;           /* 28: bytes of filename written, NUL included */
+	char comm[COMM_LEN];      /* 32 */
+	char filename[FNAME_MAX]; /* 48 */
+};                                /* 560 */
 
-/* Counters kept in the BPF object's .bss, read by user space. */
+/* Sent by the return probe of the same thread, after its entry_rec. */
+struct return_rec {
+	__u32 kind;  /*  0: REC_RETURN */
+	__u32 tid;   /*  4 */
+	__u64 ts_ns; /*  8: return time */
+	__s64 ret;   /* 16: return value, sign-extended from the function's width */
+};                   /* 24 */
+
+/*
+ * Counters kept in the BPF object's .bss, read by user space. The hot path
+ * touches only `entries` and `returns`; the rest move when the ring buffer
+ * is full.
+ */
 struct unlink_counters {
-	__u64 entries;          /* entry probes that passed the filter */
-	__u64 returns;          /* return probes that found their entry */
-	__u64 events;           /* events submitted to the ring buffer */
-	__u64 dropped;          /* ring buffer full: event lost (entry and return were seen) */
-	__u64 unpaired_returns; /* return probes with no stashed entry */
-	__u64 stash_full;       /* entries that could not be stashed (in-flight map full) */
+	__u64 entries;         /* entry probes that passed the filter */
+	__u64 returns;         /* return probes that passed the filter */
+	__u64 lost_entries;    /* entry records the full ring could not take */
+	__u64 lost_returns;    /* return records the full ring could not take (their entry was sent) */
+	__u64 returns_of_lost; /* returns whose entry record was lost: no record sent */
+	__u64 lost_untracked;  /* lost entries that could not be remembered for their return */
 };
 
 #endif /* __UNLINK_H__ */

@@ -3,20 +3,19 @@
 
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use harness::normalise::{self, Step, TracerSummary};
-use unlink_tracer::event::{json_event, Event, EVENT_SIZE};
+use unlink_tracer::event::{encode_entry, encode_return, json_event, Event};
+use unlink_tracer::pair::Pairer;
 
-/// A ring buffer record as the BPF program writes it (`bpf/unlink.h`).
-fn record(pid: u32, ret: i64, name: &[u8]) -> Vec<u8> {
-    let mut b = vec![0u8; EVENT_SIZE];
-    b[0..8].copy_from_slice(&1_000u64.to_ne_bytes());
-    b[8..16].copy_from_slice(&14_200u64.to_ne_bytes());
-    b[16..24].copy_from_slice(&(ret as u64).to_ne_bytes());
-    b[24..28].copy_from_slice(&pid.to_ne_bytes());
-    b[28..32].copy_from_slice(&pid.to_ne_bytes());
-    b[32..36].copy_from_slice(&(-100i32 as u32).to_ne_bytes());
-    b[40..42].copy_from_slice(b"rm");
-    b[56..56 + name.len()].copy_from_slice(name);
-    b
+/// The call `pid` made on `name`, as the tracer joins it from its records.
+fn joined(pid: u32, ret: i64, name: &[u8]) -> Event {
+    let mut out = Event::default();
+    let mut p = Pairer::default();
+    p.push(
+        &encode_entry(pid, pid, 1_000, 0, name, name.len() as i32 + 1),
+        &mut |_| {},
+    );
+    p.push(&encode_return(pid, 15_200, ret), &mut |e| out = e.clone());
+    out
 }
 
 /// A workload of `n` calls and the tracer's JSON lines for them.
@@ -26,7 +25,7 @@ fn workload(n: usize) -> (Vec<Step>, String) {
     for i in 0..n {
         let name = format!("s0-{i}");
         let ret = if i % 10 == 0 { -2 } else { 0 };
-        let e = Event::decode(&record(700, ret, name.as_bytes())).expect("record");
+        let e = joined(700, ret, name.as_bytes());
         lines.push_str(&serde_json::to_string(&json_event(&e, "do_unlinkat", 1)).expect("json"));
         lines.push('\n');
         steps.push(Step {
@@ -45,11 +44,22 @@ fn workload(n: usize) -> (Vec<Step>, String) {
 }
 
 fn tracer_side(c: &mut Criterion) {
-    let rec = record(345, -2, b"some/dir/test1");
+    let name = b"some/dir/test1";
+    let entry = encode_entry(345, 345, 1_000, 0, name, name.len() as i32 + 1);
+    let ret = encode_return(345, 15_200, -2);
     let mut g = c.benchmark_group("tracer");
     g.throughput(Throughput::Elements(1));
-    g.bench_function("decode", |b| b.iter(|| Event::decode(black_box(&rec))));
-    let e = Event::decode(&rec).expect("record");
+    // Per call: its entry and return records decoded and joined.
+    let mut pairer = Pairer::default();
+    g.bench_function("decode_and_pair", |b| {
+        b.iter(|| {
+            let mut n = 0u32;
+            pairer.push(black_box(&entry), &mut |_| {});
+            pairer.push(black_box(&ret), &mut |e| n += e.tid);
+            n
+        })
+    });
+    let e = joined(345, -2, name);
     g.bench_function("json_line", |b| {
         b.iter(|| serde_json::to_string(&json_event(black_box(&e), "do_unlinkat", 1)))
     });

@@ -389,7 +389,7 @@ fn check_load(
         );
         anyhow::ensure!(
             c.unpaired_returns == 0,
-            "{} returns found no entry stashed for their thread: entries and returns are not paired per thread",
+            "{} returns found no open entry on their thread: entries and returns are not paired per thread",
             c.unpaired_returns
         );
         let counted = c.entries.saturating_sub(c.returns);

@@ -33,17 +33,23 @@ pub struct JsonEvent {
 /// The kernel-side counters and what user space derives from them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counters {
+    /// Entry probe hits (after the pid filter).
     pub entries: u64,
+    /// Return probe hits that found their entry (received, or known lost).
     pub returns: u64,
+    /// Calls joined from an entry and a return record.
     pub events: u64,
-    /// Events lost because the ring buffer was full.
+    /// Calls lost because the ring buffer was full (entry or return record).
     pub dropped: u64,
-    /// Returns that found no stashed entry.
+    /// Return records whose thread had no open entry.
     pub unpaired_returns: u64,
-    /// Entries still waiting for their return when the session ended.
+    /// Entries whose return never came (replaced by their thread's next
+    /// call, or still open when the session ended), lost records aside.
     pub inflight: u64,
-    /// Entries that could not be stashed (in-flight map full).
-    pub stash_full: u64,
+    /// Entry records lost while the map that remembers them for their
+    /// return was full (their returns then count as unpaired).
+    #[serde(alias = "stash_full")]
+    pub lost_untracked: u64,
     /// Missed probe hits as the kernel reports them (kprobe links, Linux 6.7+).
     pub kernel_missed: Option<u64>,
     /// Ring buffer records that did not decode (a layout mismatch; never expected).

@@ -1,22 +1,31 @@
-//! Decoding of the ring buffer records (`struct unlink_event` in
-//! `bpf/unlink.h`) and their two renderings: a text line and a JSON object.
+//! Decoding of the ring buffer records (`struct entry_rec` and `struct
+//! return_rec` in `bpf/unlink.h`), the joined [`Event`] of one call, and its
+//! two renderings: a text line and a JSON object.
 
 use thiserror::Error;
 
 pub const COMM_LEN: usize = 16;
 /// `FNAME_MAX` of `bpf/unlink.h`.
 pub const FNAME_MAX: usize = unlink_schema::FILENAME_BUF;
-pub const EVENT_SIZE: usize = 56 + FNAME_MAX;
+/// `offsetof(struct entry_rec, filename)`.
+pub const ENTRY_HEADER: usize = 48;
+/// `sizeof(struct entry_rec)`.
+pub const ENTRY_SIZE: usize = ENTRY_HEADER + FNAME_MAX;
+/// `sizeof(struct return_rec)`.
+pub const RETURN_SIZE: usize = 24;
 
-const EV_FNAME_TRUNCATED: u32 = 1 << 0;
-const EV_FNAME_FAULT: u32 = 1 << 1;
-const EV_NO_DFD: u32 = 1 << 2;
+const REC_ENTRY: u32 = 1;
+const REC_RETURN: u32 = 2;
+
+pub const EV_FNAME_TRUNCATED: u32 = 1 << 0;
+pub const EV_FNAME_FAULT: u32 = 1 << 1;
+pub const EV_NO_DFD: u32 = 1 << 2;
 
 /// `AT_FDCWD` as the kernel passes it.
 pub const AT_FDCWD: i32 = -100;
 
 /// One unlink call: its entry joined with its return.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Event {
     /// Entry time, CLOCK_MONOTONIC nanoseconds.
     pub ts_ns: u64,
@@ -33,35 +42,190 @@ pub struct Event {
     pub fault: bool,
 }
 
-#[derive(Debug, Error, PartialEq, Eq)]
-#[error("event record of {0} bytes, expected {EVENT_SIZE}")]
-pub struct DecodeError(pub usize);
+/// What the entry probe sent. Borrows the record's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryRecord<'a> {
+    pub tid: u32,
+    pub pid: u32,
+    pub dfd: Option<i32>,
+    pub ts_ns: u64,
+    pub truncated: bool,
+    pub fault: bool,
+    /// Up to the first NUL.
+    pub comm: &'a [u8],
+    /// Without its NUL.
+    pub filename: &'a [u8],
+}
 
-fn until_nul(b: &[u8]) -> Vec<u8> {
-    b.iter().copied().take_while(|&c| c != 0).collect()
+/// What the return probe sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReturnRecord {
+    pub tid: u32,
+    pub ts_ns: u64,
+    pub ret: i64,
+}
+
+/// One ring buffer record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Record<'a> {
+    Entry(EntryRecord<'a>),
+    Return(ReturnRecord),
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("record of {0} bytes has no kind")]
+    NoKind(usize),
+    #[error("record kind {0} is unknown")]
+    UnknownKind(u32),
+    #[error("record of kind {kind} has {len} bytes, expected {want}")]
+    Short { kind: u32, len: usize, want: usize },
+    #[error("entry record says its path has {0} bytes, the buffer holds {FNAME_MAX}")]
+    NameLength(i32),
+}
+
+/// The 16-byte comm up to its first NUL, found a word at a time (this runs
+/// for every call).
+fn comm_at(b: &[u8]) -> &[u8] {
+    let Ok(bytes) = <[u8; COMM_LEN]>::try_from(b) else {
+        return b;
+    };
+    // Little-endian: byte i of the slice is bits 8i..8i+8. The lowest set
+    // bit of `zero` marks the first zero byte exactly (carries only run up).
+    let v = u128::from_le_bytes(bytes);
+    let zero = v.wrapping_sub(0x0101_0101_0101_0101_0101_0101_0101_0101)
+        & !v
+        & 0x8080_8080_8080_8080_8080_8080_8080_8080;
+    let n = if zero == 0 {
+        COMM_LEN
+    } else {
+        zero.trailing_zeros() as usize / 8
+    };
+    &b[..n]
+}
+
+impl<'a> Record<'a> {
+    /// Decodes one ring buffer record.
+    pub fn decode(b: &'a [u8]) -> Result<Self, DecodeError> {
+        let u64_at = |o: usize| u64::from_ne_bytes(b[o..o + 8].try_into().expect("8 bytes"));
+        let u32_at = |o: usize| u32::from_ne_bytes(b[o..o + 4].try_into().expect("4 bytes"));
+        if b.len() < 4 {
+            return Err(DecodeError::NoKind(b.len()));
+        }
+        let kind = u32_at(0);
+        let want = match kind {
+            REC_ENTRY => ENTRY_HEADER,
+            REC_RETURN => RETURN_SIZE,
+            other => return Err(DecodeError::UnknownKind(other)),
+        };
+        let short = |want| DecodeError::Short {
+            kind,
+            len: b.len(),
+            want,
+        };
+        if b.len() < want {
+            return Err(short(want));
+        }
+        if kind == REC_RETURN {
+            return Ok(Record::Return(ReturnRecord {
+                tid: u32_at(4),
+                ts_ns: u64_at(8),
+                ret: u64_at(16) as i64,
+            }));
+        }
+        let flags = u32_at(24);
+        let name_len = u32_at(28) as i32;
+        let name = usize::try_from(name_len)
+            .ok()
+            .filter(|&n| n <= FNAME_MAX)
+            .ok_or(DecodeError::NameLength(name_len))?;
+        if b.len() < ENTRY_HEADER + name {
+            return Err(short(ENTRY_HEADER + name));
+        }
+        Ok(Record::Entry(EntryRecord {
+            tid: u32_at(4),
+            pid: u32_at(8),
+            dfd: (flags & EV_NO_DFD == 0).then_some(u32_at(12) as i32),
+            ts_ns: u64_at(16),
+            truncated: flags & EV_FNAME_TRUNCATED != 0,
+            fault: flags & EV_FNAME_FAULT != 0,
+            comm: comm_at(&b[32..32 + COMM_LEN]),
+            // name_len counts the NUL the kernel wrote after the path (a
+            // truncated path fills the buffer, NUL included): no scan needed.
+            filename: &b[ENTRY_HEADER..ENTRY_HEADER + name.saturating_sub(1)],
+        }))
+    }
+
+    /// How many leading bytes of a record [`Record::decode`] reads: an
+    /// entry's path buffer is written only up to its `name_len`.
+    pub fn used_len(b: &[u8]) -> usize {
+        if b.len() < ENTRY_HEADER || b[0..4] != REC_ENTRY.to_ne_bytes() {
+            return b.len();
+        }
+        let name_len = i32::from_ne_bytes(b[28..32].try_into().expect("4 bytes"));
+        let name = usize::try_from(name_len).unwrap_or(0).min(FNAME_MAX);
+        (ENTRY_HEADER + name).min(b.len())
+    }
+}
+
+/// An entry record as the BPF side writes it (comm `rm`, dfd AT_FDCWD),
+/// its unwritten bytes filled with junk: for tests and benches.
+pub fn encode_entry(
+    tid: u32,
+    pid: u32,
+    ts_ns: u64,
+    flags: u32,
+    name: &[u8],
+    name_len: i32,
+) -> Vec<u8> {
+    let mut b = vec![0xAAu8; ENTRY_SIZE];
+    b[0..4].copy_from_slice(&REC_ENTRY.to_ne_bytes());
+    b[4..8].copy_from_slice(&tid.to_ne_bytes());
+    b[8..12].copy_from_slice(&pid.to_ne_bytes());
+    b[12..16].copy_from_slice(&AT_FDCWD.to_ne_bytes());
+    b[16..24].copy_from_slice(&ts_ns.to_ne_bytes());
+    b[24..28].copy_from_slice(&flags.to_ne_bytes());
+    b[28..32].copy_from_slice(&name_len.to_ne_bytes());
+    b[32..48].fill(0);
+    b[32..34].copy_from_slice(b"rm");
+    let name = &name[..name.len().min(FNAME_MAX - 1)];
+    b[48..48 + name.len()].copy_from_slice(name);
+    b[48 + name.len()] = 0;
+    b
+}
+
+/// A return record as the BPF side writes it: for tests and benches.
+pub fn encode_return(tid: u32, ts_ns: u64, ret: i64) -> Vec<u8> {
+    let mut b = vec![0u8; RETURN_SIZE];
+    b[0..4].copy_from_slice(&REC_RETURN.to_ne_bytes());
+    b[4..8].copy_from_slice(&tid.to_ne_bytes());
+    b[8..16].copy_from_slice(&ts_ns.to_ne_bytes());
+    b[16..24].copy_from_slice(&ret.to_ne_bytes());
+    b
 }
 
 impl Event {
-    /// Decodes one ring buffer record.
-    pub fn decode(b: &[u8]) -> Result<Self, DecodeError> {
-        if b.len() < EVENT_SIZE {
-            return Err(DecodeError(b.len()));
-        }
-        let u64_at = |o: usize| u64::from_ne_bytes(b[o..o + 8].try_into().expect("8 bytes"));
-        let u32_at = |o: usize| u32::from_ne_bytes(b[o..o + 4].try_into().expect("4 bytes"));
-        let flags = u32_at(36);
-        Ok(Event {
-            ts_ns: u64_at(0),
-            latency_ns: u64_at(8),
-            ret: u64_at(16) as i64,
-            pid: u32_at(24),
-            tid: u32_at(28),
-            dfd: (flags & EV_NO_DFD == 0).then_some(u32_at(32) as i32),
-            comm: until_nul(&b[40..40 + COMM_LEN]),
-            filename: until_nul(&b[56..56 + FNAME_MAX]),
-            truncated: flags & EV_FNAME_TRUNCATED != 0,
-            fault: flags & EV_FNAME_FAULT != 0,
-        })
+    /// Overwrites `self` with `entry`, reusing its buffers; the return
+    /// fields are zeroed until [`Event::complete`].
+    pub fn fill_entry(&mut self, entry: &EntryRecord<'_>) {
+        self.ts_ns = entry.ts_ns;
+        self.latency_ns = 0;
+        self.ret = 0;
+        self.pid = entry.pid;
+        self.tid = entry.tid;
+        self.dfd = entry.dfd;
+        self.comm.clear();
+        self.comm.extend_from_slice(entry.comm);
+        self.filename.clear();
+        self.filename.extend_from_slice(entry.filename);
+        self.truncated = entry.truncated;
+        self.fault = entry.fault;
+    }
+
+    /// Joins the return of the call whose entry `self` holds.
+    pub fn complete(&mut self, ret: &ReturnRecord) {
+        self.ret = ret.ret;
+        self.latency_ns = ret.ts_ns.saturating_sub(self.ts_ns);
     }
 
     /// The errno name of a negative return (`ENOENT` for -2).
@@ -168,25 +332,34 @@ pub fn json_event(e: &Event, symbol: &str, unix_ns: u64) -> JsonEvent {
 mod tests {
     use super::*;
 
-    fn record(ret: i64, flags: u32, name: &[u8]) -> Vec<u8> {
-        let mut b = vec![0u8; EVENT_SIZE];
-        b[0..8].copy_from_slice(&1_000u64.to_ne_bytes());
-        b[8..16].copy_from_slice(&14_200u64.to_ne_bytes());
-        b[16..24].copy_from_slice(&ret.to_ne_bytes());
-        b[24..28].copy_from_slice(&345u32.to_ne_bytes());
-        b[28..32].copy_from_slice(&346u32.to_ne_bytes());
-        b[32..36].copy_from_slice(&AT_FDCWD.to_ne_bytes());
-        b[36..40].copy_from_slice(&flags.to_ne_bytes());
-        b[40..42].copy_from_slice(b"rm");
-        b[56..56 + name.len()].copy_from_slice(name);
-        b
+    fn entry_record(flags: u32, name: &[u8], name_len: i32) -> Vec<u8> {
+        encode_entry(346, 345, 1_000, flags, name, name_len)
+    }
+
+    fn return_record(ret: i64) -> Vec<u8> {
+        encode_return(346, 15_200, ret)
+    }
+
+    /// The call an entry record with `flags` and `name` and a return of
+    /// `ret` join into.
+    fn event(ret: i64, flags: u32, name: &[u8]) -> Event {
+        let entry = entry_record(flags, name, name.len() as i32 + 1);
+        let Ok(Record::Entry(entry)) = Record::decode(&entry) else {
+            panic!("entry record did not decode")
+        };
+        let Ok(Record::Return(ret)) = Record::decode(&return_record(ret)) else {
+            panic!("return record did not decode")
+        };
+        let mut e = Event::default();
+        e.fill_entry(&entry);
+        e.complete(&ret);
+        e
     }
 
     #[test]
     fn decode_reads_every_field_at_its_offset() {
-        let e = Event::decode(&record(-2, 0, b"test1")).unwrap();
         assert_eq!(
-            e,
+            event(-2, 0, b"test1"),
             Event {
                 ts_ns: 1_000,
                 latency_ns: 14_200,
@@ -200,12 +373,73 @@ mod tests {
                 fault: false,
             }
         );
-        let flagged = Event::decode(&record(0, 0b111, b"x")).unwrap();
+        let flagged = event(0, 0b111, b"x");
         assert_eq!(
             (flagged.truncated, flagged.fault, flagged.dfd),
             (true, true, None)
         );
-        assert_eq!(Event::decode(&[0; 10]), Err(DecodeError(10)));
+    }
+
+    #[test]
+    fn decode_errors() {
+        let short_entry = entry_record(0, b"abc", 4);
+        let cases: [(Vec<u8>, DecodeError); 5] = [
+            (vec![1, 0], DecodeError::NoKind(2)),
+            (7u32.to_ne_bytes().to_vec(), DecodeError::UnknownKind(7)),
+            (
+                return_record(0)[..20].to_vec(),
+                DecodeError::Short {
+                    kind: REC_RETURN,
+                    len: 20,
+                    want: RETURN_SIZE,
+                },
+            ),
+            (entry_record(0, b"", 600), DecodeError::NameLength(600)),
+            (
+                short_entry[..50].to_vec(),
+                DecodeError::Short {
+                    kind: REC_ENTRY,
+                    len: 50,
+                    want: 52,
+                },
+            ),
+        ];
+        for (bytes, want) in cases {
+            assert_eq!(Record::decode(&bytes), Err(want));
+        }
+    }
+
+    #[test]
+    fn only_the_written_part_of_an_entry_is_used() {
+        let cases: [(Vec<u8>, usize); 5] = [
+            (entry_record(0, b"abc", 4), ENTRY_HEADER + 4),
+            (entry_record(2, b"", -14), ENTRY_HEADER),
+            (entry_record(1, b"", 9999), ENTRY_SIZE),
+            (return_record(0), RETURN_SIZE),
+            (vec![1, 0, 0], 3),
+        ];
+        for (bytes, want) in cases {
+            assert_eq!(Record::used_len(&bytes), want);
+            if want > 4 && bytes.len() >= ENTRY_HEADER && want < ENTRY_SIZE {
+                // The prefix decodes like the whole record: the stale bytes
+                // after the path are never read.
+                assert_eq!(Record::decode(&bytes[..want]), Record::decode(&bytes));
+            }
+        }
+    }
+
+    #[test]
+    fn comm_ends_at_its_first_nul() {
+        let cases: [(&[u8; 16], &[u8]); 5] = [
+            (b"rm\0\0\0\0\0\0\0\0\0\0\0\0\0\0", b"rm"),
+            (b"\0rm\0\0\0\0\0\0\0\0\0\0\0\0\0", b""),
+            (b"fifteen-bytes-x\0", b"fifteen-bytes-x"),
+            (b"sixteen-bytes-xy", b"sixteen-bytes-xy"),
+            (b"\x01\x80\xff\0\x01\0\0\0\0\0\0\0\0\0\0\0", b"\x01\x80\xff"),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(comm_at(raw), want, "{raw:?}");
+        }
     }
 
     #[test]
@@ -237,7 +471,7 @@ mod tests {
             ),
         ];
         for (ret, flags, name, want) in cases {
-            let e = Event::decode(&record(ret, flags, name)).unwrap();
+            let e = event(ret, flags, name);
             let line = text_line(&e, "do_unlinkat", 3_723_000_001_000);
             assert_eq!(line, format!("01:02:03.000001 {want}"));
         }

@@ -7,6 +7,7 @@
 
 pub mod btf;
 pub mod event;
+pub mod pair;
 pub mod probe;
 pub mod target;
 

@@ -195,7 +195,7 @@ fn run(cli: &Cli) -> Result<()> {
                     }
                     let unix_ns = clock.to_unix(e.ts_ns);
                     if cli.json {
-                        match serde_json::to_string(&json_event(&e, &target.symbol, unix_ns)) {
+                        match serde_json::to_string(&json_event(e, &target.symbol, unix_ns)) {
                             Ok(s) => s,
                             Err(err) => {
                                 write_err = Some(std::io::Error::other(err));
@@ -203,10 +203,10 @@ fn run(cli: &Cli) -> Result<()> {
                             }
                         }
                     } else {
-                        text_line(&e, &target.symbol, unix_ns)
+                        text_line(e, &target.symbol, unix_ns)
                     }
                 }
-                Output::TraceLine(l) => l,
+                Output::TraceLine(l) => l.to_string(),
             };
             printed += 1;
             if let Err(err) = writeln!(out, "{line}") {
@@ -248,13 +248,13 @@ fn summary_text(s: &Summary) -> String {
     };
     format!(
         "unlink-tracer: {} lines; events {}, dropped {}, returns without entry {}, \
-         entries never returned {}, stash full {}, undecodable records {}, kernel-reported missed {}",
+         entries never returned {}, lost entries not remembered {}, undecodable records {}, kernel-reported missed {}",
         s.printed,
         c.events,
         c.dropped,
         c.unpaired_returns,
         c.inflight,
-        c.stash_full,
+        c.lost_untracked,
         c.decode_errors,
         missed
     )

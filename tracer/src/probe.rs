@@ -2,7 +2,6 @@
 //! to the caller's sink as typed [`Output`] values.
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::mem::MaybeUninit;
@@ -12,16 +11,17 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
-use libbpf_rs::{ErrorKind, Link, MapCore, OpenObject, RingBuffer, RingBufferBuilder};
+use libbpf_rs::{ErrorKind, Link, OpenObject, RingBuffer, RingBufferBuilder};
 use thiserror::Error;
 
-use crate::event::Event;
+use crate::event::{Event, Record};
+use crate::pair::Pairer;
 use crate::skel::{OpenUnlinkSkel, UnlinkSkel, UnlinkSkelBuilder};
 use crate::target::Target;
 
 const NO_ARG: u32 = 0xff;
 /// The ring buffer's size in `bpf/unlink.bpf.c`.
-const RINGBUF_DEFAULT_BYTES: u32 = 256 * 1024;
+const RINGBUF_DEFAULT_BYTES: u32 = 4 * 1024 * 1024;
 const KPROBE_PMU: &str = "/sys/bus/event_source/devices/kprobe/type";
 const BPF_STATS_SYSCTL: &str = "/proc/sys/kernel/bpf_stats_enabled";
 const TRACEFS_DIRS: &[&str] = &["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
@@ -29,9 +29,10 @@ const TRACEFS_DIRS: &[&str] = &["/sys/kernel/tracing", "/sys/kernel/debug/tracin
 /// How the unlink path is probed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Mode {
-    /// kprobe + kretprobe, one event per call through a ring buffer.
+    /// kprobe + kretprobe: an entry and a return record per call through a
+    /// ring buffer, joined per thread in user space.
     Kprobe,
-    /// fentry + fexit (BPF trampolines), same events.
+    /// fentry + fexit (BPF trampolines), same records.
     Fentry,
     /// The tutorial: bpf_printk lines in trace_pipe.
     Printk,
@@ -75,13 +76,13 @@ pub struct Config {
     pub trace_buffer_kib: Option<u32>,
 }
 
-/// What a session produces.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Output {
+/// What a session produces, lent to the caller's sink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output<'a> {
     /// One unlink call (kprobe and fentry modes).
-    Call(Event),
+    Call(&'a Event),
     /// One line of trace_pipe (printk mode).
-    TraceLine(String),
+    TraceLine(&'a str),
 }
 
 pub use unlink_schema::Counters;
@@ -185,9 +186,11 @@ pub struct Session<'obj> {
     links: Vec<Link>,
     mode: Mode,
     ring: Option<RingBuffer<'static>>,
-    queue: Rc<RefCell<VecDeque<Event>>>,
+    /// Records copied out of the ring by its callback, each as a native
+    /// u32 length and the bytes that matter, until `poll` pairs them.
+    records: Rc<RefCell<Vec<u8>>>,
+    pairer: Pairer,
     trace_pipe: Option<BufReader<File>>,
-    decode_errors: Rc<std::cell::Cell<u64>>,
 }
 
 /// Storage the skeleton borrows for its lifetime.
@@ -219,9 +222,9 @@ impl<'obj> Session<'obj> {
             links: Vec::new(),
             mode: cfg.mode,
             ring: None,
-            queue: Rc::new(RefCell::new(VecDeque::new())),
+            records: Rc::new(RefCell::new(Vec::new())),
+            pairer: Pairer::default(),
             trace_pipe: None,
-            decode_errors: Rc::new(std::cell::Cell::new(0)),
         };
         // The trace buffer is sized before anything writes to it.
         let tracefs = match cfg.mode {
@@ -311,15 +314,14 @@ impl<'obj> Session<'obj> {
     }
 
     fn open_ring(&mut self) -> Result<(), ProbeError> {
-        let queue = Rc::clone(&self.queue);
-        let errors = Rc::clone(&self.decode_errors);
+        let records = Rc::clone(&self.records);
         let mut builder = RingBufferBuilder::new();
         builder
             .add(&self.skel.maps.events, move |data: &[u8]| {
-                match Event::decode(data) {
-                    Ok(e) => queue.borrow_mut().push_back(e),
-                    Err(_) => errors.set(errors.get() + 1),
-                }
+                let used = &data[..Record::used_len(data)];
+                let mut buf = records.borrow_mut();
+                buf.extend_from_slice(&(used.len() as u32).to_ne_bytes());
+                buf.extend_from_slice(used);
                 0
             })
             .map_err(|e| ProbeError::RingBuffer(format!("{e:#}")))?;
@@ -335,7 +337,7 @@ impl<'obj> Session<'obj> {
     pub fn poll(
         &mut self,
         timeout: Duration,
-        sink: &mut dyn FnMut(Output),
+        sink: &mut dyn FnMut(Output<'_>),
     ) -> Result<(), ProbeError> {
         if let Some(ring) = &self.ring {
             // The BPF side wakes us per batch: after the wait, drain
@@ -352,9 +354,15 @@ impl<'obj> Session<'obj> {
                     std::io::Error::from_raw_os_error(-rc)
                 )));
             }
-            while let Some(e) = self.queue.borrow_mut().pop_front() {
-                sink(Output::Call(e));
+            let mut records = self.records.borrow_mut();
+            let mut rest = records.as_slice();
+            while let Some((len, tail)) = rest.split_first_chunk::<4>() {
+                let len = (u32::from_ne_bytes(*len) as usize).min(tail.len());
+                let (record, tail) = tail.split_at(len);
+                self.pairer.push(record, &mut |e| sink(Output::Call(e)));
+                rest = tail;
             }
+            records.clear();
         }
         if self.ring.is_none() && self.trace_pipe.is_none() {
             // Nothing to read (the empty modes): just wait.
@@ -370,7 +378,7 @@ impl<'obj> Session<'obj> {
                     Ok(_) => {
                         let text = line.trim_end_matches('\n');
                         if !text.trim().is_empty() {
-                            sink(Output::TraceLine(text.to_string()));
+                            sink(Output::TraceLine(text));
                         }
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
@@ -382,26 +390,28 @@ impl<'obj> Session<'obj> {
         Ok(())
     }
 
-    /// Reads the kernel-side counters now.
+    /// The kernel-side counters now, joined with what pairing saw.
     pub fn counters(&self) -> Counters {
-        let mut c = Counters::default();
+        let mut k = KernelCounters::default();
         if let Some(bss) = self.skel.maps.bss_data.as_deref() {
             // The BPF side updates these concurrently: read each once, volatile.
-            let k = &bss.counters;
+            let c = &bss.counters;
             // SAFETY: the fields are plain u64s in a live mmap'ed .bss.
             unsafe {
-                c.entries = std::ptr::read_volatile(&k.entries);
-                c.returns = std::ptr::read_volatile(&k.returns);
-                c.events = std::ptr::read_volatile(&k.events);
-                c.dropped = std::ptr::read_volatile(&k.dropped);
-                c.unpaired_returns = std::ptr::read_volatile(&k.unpaired_returns);
-                c.stash_full = std::ptr::read_volatile(&k.stash_full);
+                k.entries = std::ptr::read_volatile(&c.entries);
+                k.returns = std::ptr::read_volatile(&c.returns);
+                k.lost_entries = std::ptr::read_volatile(&c.lost_entries);
+                k.lost_returns = std::ptr::read_volatile(&c.lost_returns);
+                k.returns_of_lost = std::ptr::read_volatile(&c.returns_of_lost);
+                k.lost_untracked = std::ptr::read_volatile(&c.lost_untracked);
             }
         }
-        c.inflight = self.skel.maps.inflight.keys().count() as u64;
-        c.kernel_missed = self.kernel_missed();
-        c.decode_errors = self.decode_errors.get();
-        c
+        join_counters(
+            &k,
+            &self.pairer.stats(),
+            self.pairer.open_entries(),
+            self.kernel_missed(),
+        )
     }
 
     /// Run statistics of the attached programs, if the kernel keeps them
@@ -465,6 +475,44 @@ impl<'obj> Session<'obj> {
             }
         }
         Some(total)
+    }
+}
+
+/// `struct unlink_counters` of `bpf/unlink.h`, as read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KernelCounters {
+    pub entries: u64,
+    pub returns: u64,
+    pub lost_entries: u64,
+    pub lost_returns: u64,
+    pub returns_of_lost: u64,
+    pub lost_untracked: u64,
+}
+
+/// The summary's counters from the kernel's and from pairing:
+/// - a call is `dropped` when one of its records was lost (a return whose
+///   entry record was lost sends none; a lost return record leaves its
+///   entry open);
+/// - `returns` are the return probes that found their entry (delivered or
+///   known lost), so `events + dropped == returns` unless records went
+///   missing between the ring and the pairing;
+/// - `inflight` are entries whose return never came, lost records aside.
+pub fn join_counters(
+    k: &KernelCounters,
+    p: &crate::pair::PairStats,
+    open_entries: u64,
+    kernel_missed: Option<u64>,
+) -> Counters {
+    Counters {
+        entries: k.entries,
+        returns: k.returns.saturating_sub(p.unpaired_returns),
+        events: p.events,
+        dropped: k.lost_returns + k.returns_of_lost,
+        unpaired_returns: p.unpaired_returns,
+        inflight: (p.superseded + open_entries).saturating_sub(k.lost_returns),
+        lost_untracked: k.lost_untracked,
+        kernel_missed,
+        decode_errors: p.decode_errors,
     }
 }
 
@@ -607,6 +655,71 @@ mod tests {
             Some("dereference of modified ctx ptr R2 off=112 disallowed")
         );
         assert_eq!(verifier_reason("no log"), None);
+    }
+
+    #[test]
+    fn counters_join_the_kernels_and_the_pairings() {
+        use crate::pair::PairStats;
+        let k = |entries, returns, lost_returns, returns_of_lost| KernelCounters {
+            entries,
+            returns,
+            lost_entries: returns_of_lost,
+            lost_returns,
+            returns_of_lost,
+            lost_untracked: 0,
+        };
+        let p = |events, unpaired_returns, superseded| PairStats {
+            events,
+            unpaired_returns,
+            superseded,
+            decode_errors: 0,
+        };
+        // (case, kernel, pairing, open entries) -> (returns, events, dropped, unpaired, inflight)
+        let cases = [
+            (
+                "every record arrived",
+                k(10, 10, 0, 0),
+                p(10, 0, 0),
+                0,
+                (10, 10, 0, 0, 0),
+            ),
+            (
+                "a full ring lost 2 entries and 3 returns",
+                k(10, 10, 3, 2),
+                p(5, 0, 3),
+                0,
+                (10, 5, 5, 0, 0),
+            ),
+            (
+                "the kernel missed 4 returns",
+                k(10, 6, 0, 0),
+                p(6, 0, 3),
+                1,
+                (6, 6, 0, 0, 4),
+            ),
+            (
+                "a return on a thread with no entry",
+                k(10, 11, 0, 0),
+                p(10, 1, 0),
+                0,
+                (10, 10, 0, 1, 0),
+            ),
+        ];
+        for (name, kc, pc, open, want) in cases {
+            let c = join_counters(&kc, &pc, open, None);
+            assert_eq!(
+                (
+                    c.returns,
+                    c.events,
+                    c.dropped,
+                    c.unpaired_returns,
+                    c.inflight
+                ),
+                want,
+                "{name}"
+            );
+            assert_eq!(c.entries, kc.entries, "{name}");
+        }
     }
 
     #[test]
