@@ -65,8 +65,13 @@ pub fn baseline_from(cells: &[CellResult]) -> Baseline {
 pub fn save_baseline(path: &Path, old: &Baseline, fresh: &Baseline) -> Result<()> {
     let mut merged = old.clone();
     merged.clock = Some(Clock::Icount);
+    // Per mode: a run of some modes refreshes those and keeps the others.
     for (cell, modes) in &fresh.cells {
-        merged.cells.insert(cell.clone(), modes.clone());
+        merged
+            .cells
+            .entry(cell.clone())
+            .or_default()
+            .extend(modes.clone());
     }
     let text = serde_json::to_string_pretty(&merged)? + "\n";
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
@@ -469,10 +474,17 @@ mod tests {
     }
 
     #[test]
-    fn baseline_merges_cells() {
+    fn baseline_merges_cells_and_modes() {
+        let bench = |x: f64| std::collections::BTreeMap::from([("create_unlink".to_string(), x)]);
         let mut old = Baseline::default();
         old.cells.insert("a/x86_64".into(), Default::default());
-        old.cells.insert("b/x86_64".into(), Default::default());
+        old.cells.insert(
+            "b/x86_64".into(),
+            std::collections::BTreeMap::from([
+                ("kprobe".to_string(), bench(9.0)),
+                ("printk".to_string(), bench(7.0)),
+            ]),
+        );
         let mut fresh = Baseline::default();
         let mut modes = std::collections::BTreeMap::new();
         modes.insert(
@@ -487,6 +499,7 @@ mod tests {
         assert_eq!(back.clock, Some(Clock::Icount));
         assert_eq!(back.cells.len(), 2);
         assert_eq!(back.cells["b/x86_64"]["kprobe"]["create_unlink"], 5.0);
+        assert_eq!(back.cells["b/x86_64"]["printk"]["create_unlink"], 7.0);
         assert!(load_baseline(&dir.path().join("none.json"))
             .expect("absent is empty")
             .cells
