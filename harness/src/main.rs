@@ -135,6 +135,52 @@ struct OverheadArgs {
     /// guest kernel keeps BPF run statistics, which adds a little to every BPF mode).
     #[arg(long)]
     bpf_stats: bool,
+    /// Boot nothing: build the report from earlier runs' report directories
+    /// (their overhead.json), a cell's modes joined across runs. Repeat it.
+    #[arg(long, value_name = "DIR")]
+    from: Vec<PathBuf>,
+}
+
+/// Earlier overhead reports joined into one (`overhead --from`).
+fn merged_runs(dirs: &[PathBuf]) -> Result<(Ran, overhead::Settings)> {
+    let mut saved = Vec::new();
+    for dir in dirs {
+        saved.push(overhead_report::read_overhead(dir)?);
+    }
+    let first = &saved[0];
+    let mut settings = overhead::Settings {
+        clocks: Vec::new(),
+        rounds: first.rounds,
+        warm_up: first.criterion.warm_up_s.clone(),
+        measure: first.criterion.measurement_s.clone(),
+        samples: first.criterion.samples,
+        modes: Vec::new(),
+        bpf_stats: saved.iter().any(|s| s.bpf_stats),
+    };
+    for s in &saved {
+        for m in &s.modes {
+            if let Some(known) = overhead::MODES.iter().find(|k| *k == m) {
+                settings.modes.push(*known);
+            }
+        }
+        for c in &s.cells {
+            for f in c.overhead.iter().flat_map(|o| &o.clocks) {
+                settings.clocks.push(f.clock);
+            }
+        }
+    }
+    settings
+        .modes
+        .sort_by_key(|m| overhead::MODES.iter().position(|k| k == m));
+    settings.modes.dedup();
+    settings.clocks.sort();
+    settings.clocks.dedup();
+    let ran = Ran {
+        accel_reason: first.accel_reason.clone(),
+        wall: saved.iter().map(|s| s.wall_s).sum(),
+        results: overhead::merge_runs(saved.into_iter().map(|s| s.cells).collect()),
+    };
+    Ok((ran, settings))
 }
 
 /// The modes to measure: the baseline first, then the ones asked for in
@@ -506,9 +552,13 @@ fn overhead_cmd(args: OverheadArgs) -> Result<ExitCode> {
         bpf_stats: args.bpf_stats,
         ..overhead::Settings::default()
     };
-    let ran = match run_engine(&args.run, &report_dir, Job::Overhead(settings.clone()))? {
-        Ok(ran) => ran,
-        Err(code) => return Ok(code),
+    let (ran, settings) = if args.from.is_empty() {
+        match run_engine(&args.run, &report_dir, Job::Overhead(settings.clone()))? {
+            Ok(ran) => (ran, settings),
+            Err(code) => return Ok(code),
+        }
+    } else {
+        merged_runs(&args.from)?
     };
     let baseline_path = harness::manifest::repo_root().join(&args.baseline);
     let baseline = overhead_report::load_baseline(&baseline_path)?;

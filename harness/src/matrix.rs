@@ -81,6 +81,35 @@ pub struct ScenarioResult {
     pub detail: String,
 }
 
+/// A cell row with plausible values, for tests of what reads rows.
+#[cfg(test)]
+pub(crate) fn test_cell(alias: &str, arch: Arch, status: Status) -> CellResult {
+    CellResult {
+        alias: alias.into(),
+        suite: alias.into(),
+        arch,
+        kernel_package: Some(format!("linux-image-{alias}")),
+        kernel: Some("1.0-1".into()),
+        release: Some("1.0".into()),
+        accel: crate::boot::Accel::Tcg,
+        transport: Some("virtio-fs".into()),
+        status,
+        symbol: Some("do_unlinkat".into()),
+        ret_width_bits: Some(32),
+        banner_s: Some(1.0),
+        boot_s: Some(5.0),
+        run_s: Some(10.0),
+        total_s: 16.0,
+        events: Some(3),
+        missed_returns: None,
+        snapshots: Default::default(),
+        overhead: None,
+        scenarios: Vec::new(),
+        error: (status != Status::Pass).then(|| "it broke".to_string()),
+        dir: "/r".into(),
+    }
+}
+
 /// One row of matrix.json.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CellResult {

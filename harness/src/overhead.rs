@@ -413,18 +413,87 @@ pub fn figures(out: &Path, clock: Clock, fentry: FentryExpectation) -> Result<Cl
             }
         }
     }
-    for bench in BENCHES {
-        let tracer = f.overhead(TRACER_MODE, bench);
-        if let (Some(t), Some(p)) = (tracer, f.overhead(EMPTY_PAIR, bench)) {
-            f.tracer_to_empty_pair
-                .insert(bench.to_string(), round3(t / p));
-        }
-        if let (Some(t), Some(b)) = (tracer, f.overhead("bpftrace", bench)) {
-            f.tracer_to_bpftrace
-                .insert(bench.to_string(), round3(t / b));
+    f.compute_ratios();
+    Ok(f)
+}
+
+impl ClockFigures {
+    /// The tracer's overhead over the empty pair's and bpftrace's, per bench.
+    fn compute_ratios(&mut self) {
+        self.tracer_to_empty_pair.clear();
+        self.tracer_to_bpftrace.clear();
+        for bench in BENCHES {
+            let tracer = self.overhead(TRACER_MODE, bench);
+            if let (Some(t), Some(p)) = (tracer, self.overhead(EMPTY_PAIR, bench)) {
+                self.tracer_to_empty_pair
+                    .insert(bench.to_string(), round3(t / p));
+            }
+            if let (Some(t), Some(b)) = (tracer, self.overhead("bpftrace", bench)) {
+                self.tracer_to_bpftrace
+                    .insert(bench.to_string(), round3(t / b));
+            }
         }
     }
-    Ok(f)
+
+    /// Adds the modes `other` measured and `self` did not (each keeps its
+    /// overhead over its own boot's baseline), in report order, and
+    /// recomputes the ratios. For modes measured in separate runs, e.g.
+    /// one CI job per mode group.
+    pub fn merge(&mut self, other: &ClockFigures) {
+        for m in &other.modes {
+            if self.mode(&m.mode).is_none() {
+                self.modes.push(m.clone());
+            }
+        }
+        self.modes.sort_by_key(|m| {
+            MODES
+                .iter()
+                .position(|k| *k == m.mode)
+                .unwrap_or(usize::MAX)
+        });
+        if self.error.is_none() {
+            self.error.clone_from(&other.error);
+        }
+        self.run_s = match (self.run_s, other.run_s) {
+            (Some(a), Some(b)) => Some(a + b),
+            (a, b) => a.or(b),
+        };
+        self.compute_ratios();
+    }
+}
+
+/// Joins the cells of several overhead runs (pure): a cell (alias and
+/// arch) measured by more than one run gets the modes of all of them,
+/// clock by clock ([`ClockFigures::merge`]); it passes only if it passed in
+/// every run.
+pub fn merge_runs(runs: Vec<Vec<crate::matrix::CellResult>>) -> Vec<crate::matrix::CellResult> {
+    let mut out: Vec<crate::matrix::CellResult> = Vec::new();
+    for cell in runs.into_iter().flatten() {
+        let Some(have) = out
+            .iter_mut()
+            .find(|c| c.alias == cell.alias && c.arch == cell.arch)
+        else {
+            out.push(cell);
+            continue;
+        };
+        if cell.status != Status::Pass {
+            have.status = cell.status;
+            if have.error.is_none() {
+                have.error.clone_from(&cell.error);
+            }
+        }
+        let Some(theirs) = cell.overhead else {
+            continue;
+        };
+        let mine = have.overhead.get_or_insert_with(CellOverhead::default);
+        for clock in theirs.clocks {
+            match mine.clocks.iter_mut().find(|c| c.clock == clock.clock) {
+                Some(c) => c.merge(&clock),
+                None => mine.clocks.push(clock),
+            }
+        }
+    }
+    out
 }
 
 fn round3(x: f64) -> f64 {
@@ -770,6 +839,45 @@ mod tests {
             });
         }
         f
+    }
+
+    #[test]
+    fn runs_of_different_modes_merge_into_one_cell() {
+        use crate::manifest::Arch;
+        use crate::matrix::test_cell;
+        let run = |clock: ClockFigures, status| {
+            let mut c = test_cell("sid", Arch::X86_64, status);
+            c.overhead = Some(CellOverhead {
+                clocks: vec![clock],
+            });
+            c
+        };
+        let tracer = clock_with(&[("kprobe", 2600.0), ("empty-pair", 900.0)]);
+        // The second run measured the kprobe mode too: the first run's stays.
+        let peers = clock_with(&[("kprobe", 9999.0), ("bpftrace", 26000.0), ("baseline", 1.0)]);
+        let other_cell = test_cell("bookworm", Arch::Arm64, Status::Pass);
+        let merged = merge_runs(vec![
+            vec![run(tracer, Status::Pass)],
+            vec![run(peers, Status::Fail), other_cell],
+        ]);
+        assert_eq!(merged.len(), 2);
+        let sid = &merged[0];
+        assert_eq!(
+            sid.status,
+            Status::Fail,
+            "a failure in any run fails the cell"
+        );
+        let f = sid
+            .overhead
+            .as_ref()
+            .and_then(|o| o.clock(Clock::Icount))
+            .expect("icount");
+        let modes: Vec<&str> = f.modes.iter().map(|m| m.mode.as_str()).collect();
+        assert_eq!(modes, ["baseline", "empty-pair", "kprobe", "bpftrace"]);
+        assert_eq!(f.overhead("kprobe", "create_unlink"), Some(2600.0));
+        assert_eq!(f.tracer_to_empty_pair["create_unlink"], 2.889);
+        assert_eq!(f.tracer_to_bpftrace["create_unlink"], 0.1);
+        assert_eq!(merged[1].alias, "bookworm");
     }
 
     #[test]

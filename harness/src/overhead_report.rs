@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::matrix::{CellResult, Status};
 use crate::overhead::{
@@ -84,6 +84,32 @@ pub fn compare_overheads(
     fail_above: Option<f64>,
 ) -> Vec<Comparison> {
     overhead::compare(base, &icount_cells(cells), fail_above)
+}
+
+/// An overhead.json read back (`harness overhead --from`).
+#[derive(Debug, Deserialize)]
+pub struct SavedOverhead {
+    pub accel_reason: String,
+    pub wall_s: f64,
+    pub rounds: u32,
+    pub modes: Vec<String>,
+    pub criterion: SavedCriterion,
+    pub bpf_stats: bool,
+    pub cells: Vec<CellResult>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SavedCriterion {
+    pub warm_up_s: String,
+    pub measurement_s: String,
+    pub samples: u32,
+}
+
+/// Reads `dir/overhead.json` as an earlier run wrote it.
+pub fn read_overhead(dir: &Path) -> Result<SavedOverhead> {
+    let path = dir.join("overhead.json");
+    let text = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_slice(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
 /// What an overhead report is made of.

@@ -282,30 +282,10 @@ pub fn write(dir: &Path, cells: &[CellResult], accel_reason: &str, wall_s: f64) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::boot::Accel;
     use crate::matrix::ScenarioResult;
 
     fn cell(alias: &str, arch: Arch, status: Status, scenarios: &[(&str, Status)]) -> CellResult {
         CellResult {
-            alias: alias.into(),
-            suite: alias.into(),
-            arch,
-            kernel_package: Some(format!("linux-image-{alias}")),
-            kernel: Some("1.0-1".into()),
-            release: Some("1.0".into()),
-            accel: Accel::Tcg,
-            transport: Some("virtio-fs".into()),
-            status,
-            symbol: Some("do_unlinkat".into()),
-            ret_width_bits: Some(32),
-            banner_s: Some(1.0),
-            boot_s: Some(5.0),
-            run_s: Some(10.0),
-            total_s: 16.0,
-            events: Some(3),
-            missed_returns: None,
-            snapshots: Default::default(),
-            overhead: None,
             scenarios: scenarios
                 .iter()
                 .map(|(n, s)| ScenarioResult {
@@ -314,8 +294,7 @@ mod tests {
                     detail: format!("{n} detail <&>"),
                 })
                 .collect(),
-            error: (status != Status::Pass).then(|| "it broke".to_string()),
-            dir: "/r".into(),
+            ..crate::matrix::test_cell(alias, arch, status)
         }
     }
 
