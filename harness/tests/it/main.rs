@@ -611,4 +611,62 @@ fn an_overhead_run_measures_every_mode_and_gates_on_the_baseline() {
         .as_f64()
         .expect("refreshed");
     assert!((now - median("kprobe", "create_unlink", "overhead")).abs() <= 1.0);
+
+    // --from: the report rebuilt from this run's directory, joined with a
+    // run of other modes (the bpftrace mode moved into a copy), boots
+    // nothing and gives the same figures and the same verdict.
+    let split = tempfile::tempdir().expect("temp dir");
+    let mut peers = json.clone();
+    let keep = |v: &mut Value, bpftrace: bool| {
+        if let Some(modes) = v["cells"][0]["overhead"]["clocks"][0]["modes"].as_array_mut() {
+            modes.retain(|m| (m["mode"] == "bpftrace") == bpftrace || m["mode"] == "baseline");
+        }
+    };
+    let mut tracer_side = json.clone();
+    keep(&mut tracer_side, false);
+    keep(&mut peers, true);
+    for (name, v) in [("a", &tracer_side), ("b", &peers)] {
+        std::fs::create_dir_all(split.path().join(name)).expect("dir");
+        std::fs::write(
+            split.path().join(name).join("overhead.json"),
+            serde_json::to_string(v).expect("json"),
+        )
+        .expect("written");
+    }
+    std::fs::write(
+        &baseline,
+        r#"{"clock":"icount","cells":{"bookworm/x86_64":{"kprobe":{"create_unlink":100.0}}}}"#,
+    )
+    .expect("baseline written");
+    let joined = split.path().join("joined");
+    let again = harness()
+        .args(["overhead", "--fail-above", "25", "--from"])
+        .arg(split.path().join("a"))
+        .arg("--from")
+        .arg(split.path().join("b"))
+        .arg("--baseline")
+        .arg(&baseline)
+        .arg("--report")
+        .arg(&joined)
+        .output()
+        .expect("running harness");
+    assert_eq!(
+        again.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let rebuilt: Value = serde_json::from_slice(
+        &std::fs::read(joined.join("overhead.json")).expect("joined overhead.json"),
+    )
+    .expect("parses");
+    let figures = |v: &Value| {
+        let f = &v["cells"][0]["overhead"]["clocks"][0];
+        (
+            f["modes"].clone(),
+            f["tracer_to_empty_pair"].clone(),
+            f["tracer_to_bpftrace"].clone(),
+        )
+    };
+    assert_eq!(figures(&rebuilt), figures(&json), "the joined run differs");
 }
