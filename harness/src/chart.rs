@@ -98,12 +98,14 @@ pub fn svg(bars: &[Bar], title: &str, unit: &str) -> Result<String> {
                 .margin(12)
                 .x_label_area_size(30)
                 .y_label_area_size(70)
-                .build_cartesian_2d(0f64..kernels.len().max(1) as f64, (1f64..y_top).log_scale())?;
+                // One empty slot after the kernels: the legend's, so it
+                // never covers a bar.
+                .build_cartesian_2d(0f64..(kernels.len() + 1) as f64, (1f64..y_top).log_scale())?;
             let labels = kernels.clone();
             chart
                 .configure_mesh()
                 .disable_x_mesh()
-                .x_labels(kernels.len().max(1) * 2 + 1)
+                .x_labels((kernels.len() + 1) * 2 + 1)
                 .x_label_formatter(&|x| {
                     let i = x.floor() as usize;
                     if (x - i as f64 - 0.5).abs() < 1e-6 {
