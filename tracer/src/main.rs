@@ -47,7 +47,7 @@ struct Cli {
     /// to stderr). For load tests, where formatting would be the bottleneck.
     #[arg(long)]
     quiet: bool,
-    /// Ring buffer size in KiB (a power of two, at least the page size).
+    /// Ring buffer size in KiB (a power of two, at least the page size) [default: 4096].
     #[arg(long)]
     ringbuf_kib: Option<u32>,
     /// printk mode: set the kernel's trace buffer to this many KiB per CPU
