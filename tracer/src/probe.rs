@@ -496,7 +496,9 @@ pub struct KernelCounters {
 /// - `returns` are the return probes that found their entry (delivered or
 ///   known lost), so `events + dropped == returns` unless records went
 ///   missing between the ring and the pairing;
-/// - `inflight` are entries whose return never came, lost records aside.
+/// - `inflight` are entries whose return never came: open or superseded
+///   entries (less those whose return record was lost), and lost entries
+///   no return asked about (less those whose return came unpaired).
 pub fn join_counters(
     k: &KernelCounters,
     p: &crate::pair::PairStats,
@@ -509,7 +511,10 @@ pub fn join_counters(
         events: p.events,
         dropped: k.lost_returns + k.returns_of_lost,
         unpaired_returns: p.unpaired_returns,
-        inflight: (p.superseded + open_entries).saturating_sub(k.lost_returns),
+        inflight: (p.superseded + open_entries).saturating_sub(k.lost_returns)
+            + k.lost_entries
+                .saturating_sub(k.returns_of_lost)
+                .saturating_sub(k.lost_untracked),
         lost_untracked: k.lost_untracked,
         kernel_missed,
         decode_errors: p.decode_errors,
@@ -668,6 +673,10 @@ mod tests {
             returns_of_lost,
             lost_untracked: 0,
         };
+        let lost_and_missed = KernelCounters {
+            lost_entries: 3,
+            ..k(10, 8, 0, 1)
+        };
         let p = |events, unpaired_returns, superseded| PairStats {
             events,
             unpaired_returns,
@@ -696,6 +705,13 @@ mod tests {
                 p(6, 0, 3),
                 1,
                 (6, 6, 0, 0, 4),
+            ),
+            (
+                "3 entries lost, 2 of them never returned",
+                lost_and_missed,
+                p(7, 0, 0),
+                0,
+                (8, 7, 1, 0, 2),
             ),
             (
                 "a return on a thread with no entry",
