@@ -1,14 +1,17 @@
 //! The unlink tracer: a kprobe/kretprobe (or fentry/fexit) pair on the
-//! kernel's unlink path, joined in the kernel into one event per call.
+//! kernel's unlink path, each call's entry and return joined in user space
+//! into one event.
 //!
 //! Data flow: [`target`] reads the running kernel's BTF ([`btf`]) to pick the
 //! function and its prototype, [`probe`] loads and attaches the BPF object
-//! and drains its ring buffer, [`event`] decodes and renders each record.
+//! and drains its ring buffer ([`ring`]), [`event`] decodes each record and
+//! renders each call, [`pair`] joins a thread's entry with its return.
 
 pub mod btf;
 pub mod event;
 pub mod pair;
 pub mod probe;
+pub mod ring;
 pub mod target;
 
 /// The generated libbpf-rs skeleton of `bpf/unlink.bpf.c`.

@@ -28,13 +28,20 @@ pub struct PairStats {
 #[derive(Debug, Default)]
 struct Slot {
     open: bool,
+    /// Its `tid` is the slot's thread: a slot is made by an entry.
     event: Event,
 }
 
 /// The per-thread join.
 #[derive(Debug)]
 pub struct Pairer {
-    slots: FxHashMap<u32, Slot>,
+    slots: Vec<Slot>,
+    /// Thread → its slot in `slots`.
+    index: FxHashMap<u32, usize>,
+    /// The slot touched last: a return usually follows its own entry, and
+    /// a thread's calls come in runs, so most records find their slot here
+    /// without hashing.
+    last: usize,
     evict_above: usize,
     stats: PairStats,
 }
@@ -42,7 +49,9 @@ pub struct Pairer {
 impl Default for Pairer {
     fn default() -> Self {
         Pairer {
-            slots: FxHashMap::default(),
+            slots: Vec::new(),
+            index: FxHashMap::default(),
+            last: 0,
             evict_above: EVICT_ABOVE,
             stats: PairStats::default(),
         }
@@ -55,21 +64,22 @@ impl Pairer {
         match Record::decode(record) {
             Err(_) => self.stats.decode_errors += 1,
             Ok(Record::Entry(entry)) => {
-                if self.slots.len() >= self.evict_above && !self.slots.contains_key(&entry.tid) {
-                    self.slots.retain(|_, s| s.open);
-                    // Many threads really are inside the call: grow instead
-                    // of scanning again on every entry.
-                    self.evict_above = EVICT_ABOVE.max(2 * self.slots.len());
-                }
-                let slot = self.slots.entry(entry.tid).or_default();
+                let at = match self.find(entry.tid) {
+                    Some(at) => at,
+                    None => self.add(entry.tid),
+                };
+                self.last = at;
+                let slot = &mut self.slots[at];
                 if slot.open {
                     self.stats.superseded += 1;
                 }
                 slot.event.fill_entry(&entry);
                 slot.open = true;
             }
-            Ok(Record::Return(ret)) => match self.slots.get_mut(&ret.tid) {
-                Some(slot) if slot.open => {
+            Ok(Record::Return(ret)) => match self.find(ret.tid) {
+                Some(at) if self.slots[at].open => {
+                    self.last = at;
+                    let slot = &mut self.slots[at];
                     slot.open = false;
                     slot.event.complete(&ret);
                     self.stats.events += 1;
@@ -80,9 +90,43 @@ impl Pairer {
         }
     }
 
+    /// The slot of thread `tid`, if it has one.
+    #[inline]
+    fn find(&self, tid: u32) -> Option<usize> {
+        match self.slots.get(self.last) {
+            Some(s) if s.event.tid == tid => Some(self.last),
+            _ => self.index.get(&tid).copied(),
+        }
+    }
+
+    /// A new slot for thread `tid`, evicting closed slots first when many
+    /// threads have passed.
+    fn add(&mut self, tid: u32) -> usize {
+        if self.slots.len() >= self.evict_above {
+            self.slots.retain(|s| s.open);
+            self.index.clear();
+            for (at, s) in self.slots.iter().enumerate() {
+                self.index.insert(s.event.tid, at);
+            }
+            // Many threads really are inside the call: grow instead of
+            // scanning again on every entry.
+            self.evict_above = EVICT_ABOVE.max(2 * self.slots.len());
+        }
+        let at = self.slots.len();
+        self.slots.push(Slot {
+            open: false,
+            event: Event {
+                tid,
+                ..Event::default()
+            },
+        });
+        self.index.insert(tid, at);
+        at
+    }
+
     /// Entries still waiting for their return.
     pub fn open_entries(&self) -> u64 {
-        self.slots.values().filter(|s| s.open).count() as u64
+        self.slots.iter().filter(|s| s.open).count() as u64
     }
 
     pub fn stats(&self) -> PairStats {
@@ -234,11 +278,18 @@ mod tests {
     #[test]
     fn closed_slots_are_evicted_once_many_threads_passed() {
         let mut p = Pairer::default();
+        // A thread still inside the call while thousands of others pass.
+        let inside = u32::MAX;
+        p.push(&entry(inside, 1, b"slow"), &mut |_| {});
         for tid in 0..(EVICT_ABOVE as u32 + 10) {
             p.push(&entry(tid, 1, b"f"), &mut |_| {});
             p.push(&ret(tid, 2, 0), &mut |_| {});
         }
         assert!(p.slots.len() < 20, "{} slots kept", p.slots.len());
-        assert_eq!(p.stats().events, EVICT_ABOVE as u64 + 10);
+        assert_eq!(p.index.len(), p.slots.len());
+        let mut joined = Vec::new();
+        p.push(&ret(inside, 9, 0), &mut |e| joined.push(e.filename.clone()));
+        assert_eq!(joined, vec![b"slow".to_vec()]);
+        assert_eq!(p.stats().events, EVICT_ABOVE as u64 + 11);
     }
 }

@@ -1,21 +1,20 @@
 //! Loading, attaching and draining the BPF side. Never prints: output goes
 //! to the caller's sink as typed [`Output`] values.
 
-use std::cell::RefCell;
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::mem::MaybeUninit;
 use std::os::fd::AsFd;
 use std::path::Path;
-use std::rc::Rc;
 use std::time::Duration;
 
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
-use libbpf_rs::{ErrorKind, Link, OpenObject, RingBuffer, RingBufferBuilder};
+use libbpf_rs::{ErrorKind, Link, MapCore, OpenObject};
 use thiserror::Error;
 
-use crate::event::{Event, Record};
+use crate::event::Event;
 use crate::pair::Pairer;
+use crate::ring::{Ring, RingError};
 use crate::skel::{OpenUnlinkSkel, UnlinkSkel, UnlinkSkelBuilder};
 use crate::target::Target;
 
@@ -108,7 +107,7 @@ pub enum ProbeError {
     #[error("trace_pipe: {0}")]
     TracePipe(String),
     #[error("ring buffer: {0}")]
-    RingBuffer(String),
+    RingBuffer(#[from] RingError),
 }
 
 /// libbpf's messages of the current load, kept to explain a failure.
@@ -185,10 +184,7 @@ pub struct Session<'obj> {
     skel: UnlinkSkel<'obj>,
     links: Vec<Link>,
     mode: Mode,
-    ring: Option<RingBuffer<'static>>,
-    /// Records copied out of the ring by its callback, each as a native
-    /// u32 length and the bytes that matter, until `poll` pairs them.
-    records: Rc<RefCell<Vec<u8>>>,
+    ring: Option<Ring>,
     pairer: Pairer,
     trace_pipe: Option<BufReader<File>>,
 }
@@ -222,7 +218,6 @@ impl<'obj> Session<'obj> {
             links: Vec::new(),
             mode: cfg.mode,
             ring: None,
-            records: Rc::new(RefCell::new(Vec::new())),
             pairer: Pairer::default(),
             trace_pipe: None,
         };
@@ -314,22 +309,8 @@ impl<'obj> Session<'obj> {
     }
 
     fn open_ring(&mut self) -> Result<(), ProbeError> {
-        let records = Rc::clone(&self.records);
-        let mut builder = RingBufferBuilder::new();
-        builder
-            .add(&self.skel.maps.events, move |data: &[u8]| {
-                let used = &data[..Record::used_len(data)];
-                let mut buf = records.borrow_mut();
-                buf.extend_from_slice(&(used.len() as u32).to_ne_bytes());
-                buf.extend_from_slice(used);
-                0
-            })
-            .map_err(|e| ProbeError::RingBuffer(format!("{e:#}")))?;
-        self.ring = Some(
-            builder
-                .build()
-                .map_err(|e| ProbeError::RingBuffer(format!("{e:#}")))?,
-        );
+        let events = &self.skel.maps.events;
+        self.ring = Some(Ring::open(events.as_fd(), events.max_entries())?);
         Ok(())
     }
 
@@ -339,30 +320,12 @@ impl<'obj> Session<'obj> {
         timeout: Duration,
         sink: &mut dyn FnMut(Output<'_>),
     ) -> Result<(), ProbeError> {
-        if let Some(ring) = &self.ring {
+        if let Some(ring) = &mut self.ring {
             // The BPF side wakes us per batch: after the wait, drain
-            // whatever is there, woken or not.
-            let rc = ring.poll_raw(timeout);
-            let rc = if rc >= 0 || rc == -libc_eintr() {
-                ring.consume_raw()
-            } else {
-                rc
-            };
-            if rc < 0 && rc != -libc_eintr() {
-                return Err(ProbeError::RingBuffer(format!(
-                    "poll failed: {}",
-                    std::io::Error::from_raw_os_error(-rc)
-                )));
-            }
-            let mut records = self.records.borrow_mut();
-            let mut rest = records.as_slice();
-            while let Some((len, tail)) = rest.split_first_chunk::<4>() {
-                let len = (u32::from_ne_bytes(*len) as usize).min(tail.len());
-                let (record, tail) = tail.split_at(len);
-                self.pairer.push(record, &mut |e| sink(Output::Call(e)));
-                rest = tail;
-            }
-            records.clear();
+            // whatever is there, woken or not. Records are joined in place.
+            ring.wait(timeout)?;
+            let pairer = &mut self.pairer;
+            ring.drain(|record| pairer.push(record, &mut |e| sink(Output::Call(e))))?;
         }
         if self.ring.is_none() && self.trace_pipe.is_none() {
             // Nothing to read (the empty modes): just wait.
@@ -576,10 +539,6 @@ fn attached_programs(mode: Mode) -> &'static [&'static str] {
         Mode::EmptyKretprobe => &["empty_kretprobe"],
         Mode::EmptyPair => &["empty_kprobe", "empty_kretprobe"],
     }
-}
-
-fn libc_eintr() -> i32 {
-    nix::errno::Errno::EINTR as i32
 }
 
 fn wait_readable(file: &File, timeout: Duration) {
