@@ -27,15 +27,16 @@ const BUSY_BIT: u32 = 1 << 31;
 const DISCARD_BIT: u32 = 1 << 30;
 const HEADER: u64 = 8;
 
+/// What went wrong with the ring (shown after "ring buffer: ").
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum RingError {
-    #[error("ring buffer size {0} is not a power of two of at least a page")]
+    #[error("size {0} is not a power of two of at least a page")]
     Size(u32),
-    #[error("mapping the ring buffer: {0}")]
+    #[error("cannot map its pages: {0}")]
     Map(nix::Error),
-    #[error("waiting on the ring buffer: {0}")]
+    #[error("waiting for records failed: {0}")]
     Wait(nix::Error),
-    #[error("ring buffer record at position {pos} claims {len} bytes, the ring holds {size}")]
+    #[error("the record at position {pos} claims {len} bytes, more than the ring's {size}")]
     Corrupt { pos: u64, len: u32, size: u64 },
 }
 
