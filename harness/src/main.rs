@@ -148,9 +148,12 @@ fn merged_runs(dirs: &[PathBuf]) -> Result<(Ran, overhead::Settings)> {
         saved.push(overhead_report::read_overhead(dir)?);
     }
     let first = &saved[0];
+    let fewest = saved.iter().map(|s| s.rounds).min().unwrap_or(first.rounds);
+    let most = saved.iter().map(|s| s.rounds).max().unwrap_or(first.rounds);
     let mut settings = overhead::Settings {
         clocks: Vec::new(),
-        rounds: first.rounds,
+        rounds: fewest,
+        rounds_max: (most > fewest).then_some(most),
         warm_up: first.criterion.warm_up_s.clone(),
         measure: first.criterion.measurement_s.clone(),
         samples: first.criterion.samples,

@@ -89,6 +89,9 @@ impl Clock {
 pub struct Settings {
     pub clocks: Vec<Clock>,
     pub rounds: u32,
+    /// Runs joined with `--from` that made more rounds than `rounds` (their
+    /// fewest): the most any of them made.
+    pub rounds_max: Option<u32>,
     /// criterion's warm-up and measurement seconds (guest seconds), samples.
     pub warm_up: String,
     pub measure: String,
@@ -111,6 +114,7 @@ impl Default for Settings {
         Settings {
             clocks: vec![Clock::Wall, Clock::Icount],
             rounds: 3,
+            rounds_max: None,
             warm_up: "0.1".into(),
             measure: "0.5".into(),
             samples: 10,

@@ -330,11 +330,18 @@ pub fn overhead_md(report: &OverheadReport) -> String {
         "{passed}/{} cells measured, wall time {wall_s:.1} s; accel: {accel_reason}\n\n",
         cells.len()
     ));
+    let rounds = match settings.rounds_max {
+        Some(most) => format!(
+            "{}–{most} interleaved rounds (runs joined with --from: each mode's figures come from one run)",
+            settings.rounds
+        ),
+        None => format!("{} interleaved rounds", settings.rounds),
+    };
     s.push_str(&format!(
-        "{} interleaved rounds of every mode in one boot per clock, one vCPU; criterion per round and bench: \
+        "{rounds} of every mode in one boot per clock, one vCPU; criterion per round and bench: \
          {} s warm-up, {} s measurement, {} samples. Figures are per unlink: the median of the round means \
          (each round's total over its iterations), ± half its 95 % bootstrap confidence interval; probe modes show the overhead over the baseline.\n\n",
-        settings.rounds, settings.warm_up, settings.measure, settings.samples
+        settings.warm_up, settings.measure, settings.samples
     ));
     let modes: Vec<&str> = settings.modes.to_vec();
     for clock in [Clock::Icount, Clock::Wall] {
