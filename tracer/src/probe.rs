@@ -14,7 +14,7 @@ use thiserror::Error;
 
 use crate::event::Event;
 use crate::pair::Pairer;
-use crate::ring::{Ring, RingError};
+use crate::ring::{wait_readable, Ring, RingError};
 use crate::skel::{OpenUnlinkSkel, UnlinkSkel, UnlinkSkelBuilder};
 use crate::target::Target;
 
@@ -332,7 +332,8 @@ impl<'obj> Session<'obj> {
             std::thread::sleep(timeout);
         }
         if let Some(pipe) = &mut self.trace_pipe {
-            wait_readable(pipe.get_ref(), timeout);
+            // A failed wait shows up in the read below.
+            let _ = wait_readable(pipe.get_ref().as_fd(), timeout);
             let mut line = String::new();
             loop {
                 line.clear();
@@ -539,13 +540,6 @@ fn attached_programs(mode: Mode) -> &'static [&'static str] {
         Mode::EmptyKretprobe => &["empty_kretprobe"],
         Mode::EmptyPair => &["empty_kprobe", "empty_kretprobe"],
     }
-}
-
-fn wait_readable(file: &File, timeout: Duration) {
-    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    let ms = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
-    let mut fds = [PollFd::new(file.as_fd(), PollFlags::POLLIN)];
-    let _ = poll(&mut fds, PollTimeout::from(ms));
 }
 
 /// The tracefs directory, mounting tracefs if nothing is mounted.

@@ -60,9 +60,7 @@ impl Ring {
         if !size.is_power_of_two() || (size as usize) < page {
             return Err(RingError::Size(size));
         }
-        let fd = map
-            .try_clone_to_owned()
-            .map_err(|e| RingError::Map(nix::Error::from_raw(e.raw_os_error().unwrap_or(0))))?;
+        let fd = nix::unistd::dup(map).map_err(RingError::Map)?;
         let size = size as usize;
         let len = |n: usize| NonZeroUsize::new(n).ok_or(RingError::Size(0));
         // SAFETY: fresh shared mappings of the map's own pages, at the
@@ -109,13 +107,7 @@ impl Ring {
     /// Waits up to `timeout` for the kernel to signal data; a signal ends
     /// the wait early without an error.
     pub fn wait(&self, timeout: Duration) -> Result<(), RingError> {
-        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-        let ms = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
-        let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
-        match poll(&mut fds, PollTimeout::from(ms)) {
-            Ok(_) | Err(nix::Error::EINTR) => Ok(()),
-            Err(e) => Err(RingError::Wait(e)),
-        }
+        wait_readable(self.fd.as_fd(), timeout).map_err(RingError::Wait)
     }
 
     /// Hands every complete record in the ring to `on_record`, oldest
@@ -161,6 +153,18 @@ impl Drop for Ring {
             let _ = munmap(self.consumer, self.page);
             let _ = munmap(self.producer, self.page + 2 * self.size);
         }
+    }
+}
+
+/// Waits up to `timeout` for `fd` to be readable; a signal ends the wait
+/// early without an error.
+pub(crate) fn wait_readable(fd: BorrowedFd<'_>, timeout: Duration) -> nix::Result<()> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let ms = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
+    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+    match poll(&mut fds, PollTimeout::from(ms)) {
+        Ok(_) | Err(nix::Error::EINTR) => Ok(()),
+        Err(e) => Err(e),
     }
 }
 
