@@ -1,6 +1,6 @@
 //! Stage 3, boot: virtme-ng command lines (pure builders, table-tested)
 //! and a runner that enforces a deadline, keeps the console log and
-//! recognises kernel failures in it.
+//! recognises kernel failures (fatal) and splats (recorded) in it.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -143,6 +143,101 @@ const FAILURES: &[(&str, &str)] = &[
     (SHARE_FAILURE_LINE, SHARE_FAILURE),
 ];
 
+/// A kernel splat seen on the console: the kernel complained (a WARN, a
+/// BUG, a sanitizer or lockdep report, a hung task) but kept running.
+/// It fails the cell unless the kernel's manifest entry declares it
+/// (`known_splat`), and it does not stop the boot: the console log keeps
+/// the whole report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Splat {
+    /// Its family, a stable name (`WARN splat`, `KASAN report`, ...).
+    pub kind: &'static str,
+    /// The console line from the family's marker on (without the printk
+    /// time and caller prefixes), e.g. `WARNING: CPU: 1 PID: 7 at ...`.
+    pub line: String,
+}
+
+/// What lockdep prints after `WARNING: ` (kernel/locking/lockdep.c and
+/// RCU's lockdep checks); any other `WARNING:` message is a WARN splat.
+const LOCKDEP_WARNINGS: &[&str] = &[
+    "possible ",
+    "inconsistent lock state",
+    "bad unlock balance detected",
+    "bad contention detected",
+    "held lock freed",
+    "lock held when returning to user space",
+    "suspicious RCU usage",
+    "Nested lock was not taken",
+    "chain_key collision",
+];
+
+/// The kind of splat a console message (printk prefixes removed) starts,
+/// if any. The marker must open the message: `RETBleed: WARNING: ...`
+/// (a boot-time notice), `DEBUG: ...` or an agent line quoting a
+/// marker is no splat.
+fn splat_kind(msg: &str) -> Option<&'static str> {
+    if let Some(rest) = msg.strip_prefix("WARNING:") {
+        let rest = rest.trim_start();
+        let lockdep = LOCKDEP_WARNINGS.iter().any(|w| rest.starts_with(w))
+            || rest.contains("lock order detected");
+        return Some(if lockdep {
+            "lockdep report"
+        } else {
+            "WARN splat"
+        });
+    }
+    if msg.starts_with("BUG: KASAN:") {
+        return Some("KASAN report");
+    }
+    if msg.starts_with("BUG:") {
+        return Some("BUG");
+    }
+    if msg.starts_with("UBSAN:") {
+        return Some("UBSAN report");
+    }
+    if msg.starts_with("INFO: possible ")
+        || msg.starts_with("INFO: trying to register non-static key")
+    {
+        return Some("lockdep report");
+    }
+    if msg.starts_with("INFO: task ") && msg.contains(" blocked for more than ") {
+        return Some("hung task");
+    }
+    if msg.starts_with("refcount_t:") {
+        return Some("refcount_t warning");
+    }
+    if msg.starts_with("kernel BUG at ") {
+        return Some("kernel BUG");
+    }
+    None
+}
+
+/// A console line without the kernel's printk prefixes: the time
+/// (`[    1.234567]`) and the caller (`[    T1]`), when present.
+fn console_message(line: &str) -> &str {
+    let mut s = line.trim();
+    while let Some(rest) = s.strip_prefix('[') {
+        match rest.find(']') {
+            Some(end) => s = rest[end + 1..].trim_start(),
+            None => break,
+        }
+    }
+    s
+}
+
+/// Recognises a kernel splat in one console line. A fatal failure
+/// ([`console_failure`], checked first by [`run`]) is not a splat.
+pub fn console_splat(line: &str) -> Option<Splat> {
+    if console_failure(line).is_some() {
+        return None;
+    }
+    let msg = console_message(line);
+    splat_kind(msg).map(|kind| Splat {
+        kind,
+        line: msg.to_string(),
+    })
+}
+
 /// virtme-ng's initramfs line when the root share cannot be mounted.
 pub const SHARE_FAILURE_LINE: &str = "virtfs is broken";
 /// The failure kind of that line.
@@ -246,11 +341,17 @@ pub struct BootResult {
     pub first_kernel_line_s: Option<f64>,
     /// Seconds from start to the guest agent's start marker.
     pub guest_start_s: Option<f64>,
+    /// How many console lines the boot printed.
+    pub console_lines: usize,
+    /// Every kernel splat on the console, in order.
+    pub splats: Vec<Splat>,
 }
 
 /// Runs vng, writing every console line to `console_log`, killing the whole
 /// process group when a deadline passes or at the first kernel failure.
-/// Lines the guest agent prints (`UNLINK-GUEST: ...`) go to `on_guest`.
+/// Kernel splats are recorded, and the boot goes on (so the log keeps
+/// their whole report). Lines the guest agent prints (`UNLINK-GUEST: ...`)
+/// go to `on_guest`.
 pub fn run(
     spec: &BootSpec,
     console_log: &Path,
@@ -313,6 +414,8 @@ pub fn run(
 
     let mut first_kernel_line = None;
     let mut guest_start: Option<Duration> = None;
+    let mut console_lines = 0;
+    let mut splats = Vec::new();
     let kill = || {
         let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
     };
@@ -332,6 +435,7 @@ pub fn run(
             Ok(line) => {
                 use std::io::Write;
                 let _ = log.write_all(line.as_bytes());
+                console_lines += 1;
                 if first_kernel_line.is_none() && line.contains("] Linux version") {
                     first_kernel_line = Some(start.elapsed().as_secs_f64());
                 }
@@ -345,6 +449,7 @@ pub fn run(
                     kill();
                     break BootEnd::Failure(f);
                 }
+                splats.extend(console_splat(&line));
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => {
@@ -360,12 +465,16 @@ pub fn run(
     for line in rx.try_iter() {
         use std::io::Write;
         let _ = log.write_all(line.as_bytes());
+        console_lines += 1;
+        splats.extend(console_splat(&line));
     }
     Ok(BootResult {
         end,
         wall: start.elapsed(),
         first_kernel_line_s: first_kernel_line,
         guest_start_s: guest_start.map(|d| d.as_secs_f64()),
+        console_lines,
+        splats,
     })
 }
 
@@ -438,6 +547,89 @@ mod tests {
         ];
         for (line, want) in cases {
             assert_eq!(console_failure(line).map(|f| f.kind), want, "{line}");
+        }
+    }
+
+    #[test]
+    fn console_splats() {
+        let cases = [
+            (
+                "[   12.345678] WARNING: CPU: 1 PID: 7 at kernel/foo.c:12 bar+0x1/0x2",
+                Some(("WARN splat", "WARNING: CPU: 1 PID: 7 at kernel/foo.c:12 bar+0x1/0x2")),
+            ),
+            (
+                "[    1.0][    T1] WARNING: CPU: 0 PID: 1 at fs/namei.c:9 f+0x1/0x2\r\n",
+                Some(("WARN splat", "WARNING: CPU: 0 PID: 1 at fs/namei.c:9 f+0x1/0x2")),
+            ),
+            (
+                "[    3.1] WARNING: possible circular locking dependency detected",
+                Some(("lockdep report", "WARNING: possible circular locking dependency detected")),
+            ),
+            (
+                "[    3.1] WARNING: HARDIRQ-safe -> HARDIRQ-unsafe lock order detected",
+                Some(("lockdep report", "WARNING: HARDIRQ-safe -> HARDIRQ-unsafe lock order detected")),
+            ),
+            (
+                "[    3.1] WARNING: suspicious RCU usage",
+                Some(("lockdep report", "WARNING: suspicious RCU usage")),
+            ),
+            (
+                "[    4.2] BUG: KASAN: slab-use-after-free in foo+0x10/0x20",
+                Some(("KASAN report", "BUG: KASAN: slab-use-after-free in foo+0x10/0x20")),
+            ),
+            (
+                "[    4.2] BUG: sleeping function called from invalid context at mm/slab.h:1",
+                Some(("BUG", "BUG: sleeping function called from invalid context at mm/slab.h:1")),
+            ),
+            (
+                "[    4.2] UBSAN: shift-out-of-bounds in lib/foo.c:12:3",
+                Some(("UBSAN report", "UBSAN: shift-out-of-bounds in lib/foo.c:12:3")),
+            ),
+            (
+                "[    4.2] INFO: trying to register non-static key.",
+                Some(("lockdep report", "INFO: trying to register non-static key.")),
+            ),
+            (
+                "[    4.2] INFO: possible recursive locking detected",
+                Some(("lockdep report", "INFO: possible recursive locking detected")),
+            ),
+            (
+                "[  245.0] INFO: task kworker/0:1:12 blocked for more than 120 seconds.",
+                Some(("hung task", "INFO: task kworker/0:1:12 blocked for more than 120 seconds.")),
+            ),
+            (
+                "[    4.2] refcount_t: underflow; use-after-free.",
+                Some(("refcount_t warning", "refcount_t: underflow; use-after-free.")),
+            ),
+            (
+                "[    4.2] kernel BUG at mm/slub.c:123!",
+                Some(("kernel BUG", "kernel BUG at mm/slub.c:123!")),
+            ),
+            // A kernel without printk times.
+            ("WARNING: CPU: 0 PID: 1 at x.c:1 f", Some(("WARN splat", "WARNING: CPU: 0 PID: 1 at x.c:1 f"))),
+            // Fatal failures stay failures, not splats.
+            ("[    1.0] watchdog: BUG: soft lockup - CPU#0 stuck for 22s!", None),
+            ("[    5.0] BUG: kernel NULL pointer dereference, address: 0000000000000000", None),
+            ("[   30.1] rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:", None),
+            // Innocent lines.
+            ("[    0.1] x86/fpu: Supporting XSAVE feature 0x001: 'x87 floating point registers'", None),
+            ("UNLINK-GUEST: tutorial OK", None),
+            ("UNLINK-GUEST: fentry FAIL the tracer said WARNING: x", None),
+            ("[    0.2] RETBleed: WARNING: Spectre v2 mitigation leaves CPU vulnerable to RETBleed attacks, data leaks possible!", None),
+            ("[    0.2] Kernel compiled with WARNINGS enabled", None),
+            ("[    0.2] WARNINGS: none", None),
+            ("DEBUG: BUG: nothing", None),
+            ("[    1.0] INFO: task list sorted", None),
+            ("[    0.0] Linux version 6.1.0", None),
+            ("[    1.0] ------------[ cut here ]------------", None),
+        ];
+        for (line, want) in cases {
+            let got = console_splat(line);
+            assert_eq!(
+                got.as_ref().map(|s| (s.kind, s.line.as_str())),
+                want,
+                "{line}"
+            );
         }
     }
 }

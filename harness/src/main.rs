@@ -767,11 +767,20 @@ fn run_engine(
             if let Some((_, s)) = overrides.iter().find(|(c, _)| *c == id) {
                 deadlines = Deadlines::both(*s);
             }
+            // A custom kernel has no manifest entry, so no declared splat.
+            let known_splats = match &kernel {
+                KernelSource::Custom(_) => Vec::new(),
+                KernelSource::Locked(_) => manifest
+                    .get(&id.alias)
+                    .map(|k| k.known_splats(id.arch))
+                    .unwrap_or_default(),
+            };
             CellSpec {
                 id,
                 suite,
                 kernel,
                 deadlines,
+                known_splats,
             }
         })
         .collect::<Vec<_>>();

@@ -12,11 +12,12 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::boot::{self, Accel, BootEnd, BootSpec, Deadlines};
+use crate::console;
 use crate::gate;
 use crate::image::GuestBinaries;
 use crate::kernel::{self, KernelImage};
 use crate::lock::LockEntry;
-use crate::manifest::Arch;
+use crate::manifest::{Arch, KnownSplat};
 use crate::overhead;
 use crate::rootfs::{self, GuestRoot};
 
@@ -168,6 +169,9 @@ pub struct CellSpec {
     pub suite: String,
     pub kernel: KernelSource,
     pub deadlines: Deadlines,
+    /// The splats the manifest declares for this kernel on this arch
+    /// (none for a custom kernel): the `console` verdict's expectations.
+    pub known_splats: Vec<KnownSplat>,
 }
 
 /// The guest side of one arch: binaries, and a root unless the host's is used.
@@ -377,12 +381,16 @@ struct GuestBoot {
     deadlines: Deadlines,
 }
 
-/// Seconds of one boot: to the banner, to the agent's start, and the agent's run.
-#[derive(Debug, Clone, Copy, Default)]
+/// Seconds of one boot: to the banner, to the agent's start, and the
+/// agent's run; and what its console showed (of the boot whose results
+/// are used, when a cell boots again over 9p).
+#[derive(Debug, Clone, Default)]
 struct BootTimes {
     banner_s: Option<f64>,
     boot_s: Option<f64>,
     run_s: Option<f64>,
+    console_lines: usize,
+    splats: Vec<boot::Splat>,
 }
 
 /// A clean results directory with the guest binaries staged in it.
@@ -517,6 +525,8 @@ fn boot_guest_inner(
         run_s: boot
             .guest_start_s
             .map(|s| round2(boot.wall.as_secs_f64() - s)),
+        console_lines: boot.console_lines,
+        splats: std::mem::take(&mut boot.splats),
     };
     match &boot.end {
         BootEnd::Timeout(phase) => {
@@ -581,7 +591,15 @@ fn boot_and_check(c: &CellRun, r: &mut CellResult) -> Result<()> {
     r.banner_s = t.banner_s;
     r.boot_s = t.boot_s;
     r.run_s = t.run_s;
-    booted?;
+    // A boot that did not finish says which splats came first, if any.
+    if let Err(e) = booted {
+        return Err(
+            match console::undeclared_detail(&t.splats, &cell.known_splats) {
+                Some(splats) => anyhow::anyhow!("{e:#}; {splats}"),
+                None => e,
+            },
+        );
+    }
     let _ = tx.send(MatrixEvent::Stage {
         cell: id.clone(),
         stage: Stage::Checking,
@@ -593,6 +611,11 @@ fn boot_and_check(c: &CellRun, r: &mut CellResult) -> Result<()> {
     let release = r.release.clone().unwrap_or_default();
     let (scenarios, facts) = gate::gate(&out, img, &id.alias, id.arch.name(), &release);
     r.scenarios = scenarios;
+    r.scenarios.push(console::console_verdict(
+        &t.splats,
+        &cell.known_splats,
+        t.console_lines,
+    ));
     r.symbol = facts.symbol;
     r.ret_width_bits = facts.ret_width_bits;
     r.events = facts.events;
