@@ -31,6 +31,8 @@
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 const volatile __u32 filter_tgid = 0;  /* 0: every process */
+/* Only threads whose comm is this (NUL-terminated); "" : every command. */
+const volatile char filter_comm[COMM_LEN] = {};
 const volatile bool ret_is_int = true; /* the traced function returns a 32-bit int */
 const volatile __u32 dfd_arg = 0;      /* parameter index of dfd, NO_ARG if none */
 const volatile __u32 name_arg = 1;     /* parameter index of struct filename * */
@@ -68,7 +70,22 @@ static __always_inline __s64 fix_ret(__u64 raw)
 
 static __always_inline bool wanted(__u64 id)
 {
-	return filter_tgid == 0 || (__u32)(id >> 32) == filter_tgid;
+	char comm[COMM_LEN];
+
+	if (filter_tgid != 0 && (__u32)(id >> 32) != filter_tgid)
+		return false;
+	if (!filter_comm[0])
+		return true;
+	/* A constant in .rodata: without --comm the verifier drops this. */
+	bpf_get_current_comm(comm, sizeof(comm));
+#pragma unroll
+	for (int i = 0; i < COMM_LEN; i++) {
+		if (comm[i] != filter_comm[i])
+			return false;
+		if (!comm[i])
+			break;
+	}
+	return true;
 }
 
 static __always_inline __u64 wakeup_flag(void)

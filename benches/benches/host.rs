@@ -37,6 +37,9 @@ fn workload(n: usize) -> (Vec<Step>, String) {
             uid: 0,
             pid: 700,
             tid: 700,
+            comm: "rm".into(),
+            start_ns: 0,
+            end_ns: 2,
             ret,
         });
     }

@@ -14,6 +14,7 @@
 //! stream instead of storing them. Nothing here prints to the console but
 //! one marker line per scenario, so the console log stays a kernel log.
 
+mod options;
 mod oracle;
 mod overhead;
 mod workload;
@@ -47,6 +48,9 @@ enum Cmd {
         #[arg(long)]
         unlink: String,
     },
+    /// The options scenario's second process: unlinks under its own comm
+    /// once a byte arrives on stdin; its calls as JSON on stdout.
+    Other,
 }
 
 #[derive(Debug, clap::Args)]
@@ -82,6 +86,9 @@ enum Work {
     TutorialErrors,
     Storm,
     Contention,
+    /// Every reporting option, one tracer each, while a second process
+    /// unlinks beside the agent.
+    Options,
 }
 
 #[derive(Debug)]
@@ -135,6 +142,12 @@ const SCENARIOS: &[Scenario] = &[
         work: Work::Contention,
         oracle: false,
     },
+    Scenario {
+        name: "options",
+        mode: "kprobe",
+        work: Work::Options,
+        oracle: false,
+    },
 ];
 
 fn parse_scenario(s: &str) -> Result<&'static Scenario, String> {
@@ -162,6 +175,12 @@ fn main() {
         Cmd::AsUser { unlink } => {
             if let Err(e) = workload::as_user_main(&unlink) {
                 eprintln!("unlink-guest: {e:#}");
+                std::process::exit(1);
+            }
+        }
+        Cmd::Other => {
+            if let Err(e) = options::other_main() {
+                eprintln!("unlink-guest other: {e:#}");
                 std::process::exit(1);
             }
         }
@@ -194,6 +213,9 @@ fn run_all(args: &RunArgs) {
     // The host starts its run deadline at this line (its boot deadline ends).
     println!("UNLINK-GUEST: start {release}");
     let prepared = prepare_workdir();
+    // Which function the kernel can probe, as tracefs says: the gate holds
+    // the tracer's `symbol` against it.
+    let kernel_symbol = oracle::symbol().ok();
     let mut all_ok = true;
     for sc in &args.scenarios {
         let out = args.out.join(sc.name);
@@ -205,10 +227,14 @@ fn run_all(args: &RunArgs) {
             mode: sc.mode.to_string(),
             attach_s: 0.0,
             workload_s: 0.0,
+            total_s: 0.0,
             tracer_exit_code: None,
             oracle: false,
             load: None,
+            kernel_symbol: kernel_symbol.clone(),
+            options: None,
         };
+        let began = Instant::now();
         let result = match &prepared {
             Ok(()) => fs::create_dir_all(&out)
                 .context("creating the run directory")
@@ -219,6 +245,7 @@ fn run_all(args: &RunArgs) {
             Ok(()) => outcome.ok = true,
             Err(e) => outcome.error = Some(format!("{e:#}")),
         }
+        outcome.total_s = began.elapsed().as_secs_f64();
         let written = serde_json::to_vec_pretty(&outcome)
             .map_err(anyhow::Error::from)
             .and_then(|b| fs::write(out.join("result.json"), b).map_err(Into::into));
@@ -244,6 +271,20 @@ fn run(args: &RunArgs, sc: &Scenario, out_dir: &Path, outcome: &mut RunOutcome) 
     std::env::set_current_dir(&work).with_context(|| format!("entering {}", work.display()))?;
     if sc.work == Work::Contention {
         workload::contention_setup(args.contention_threads, args.contention_calls)?;
+    }
+    if sc.work == Work::Options {
+        let steps = options::run(
+            &args.tracer,
+            Duration::from_secs(args.attach_timeout),
+            out_dir,
+            outcome,
+        )?;
+        fs::write(
+            out_dir.join("workload.json"),
+            serde_json::to_vec_pretty(&steps)?,
+        )
+        .context("writing workload.json")?;
+        return Ok(());
     }
     let counting = matches!(sc.work, Work::Storm | Work::Contention);
 
@@ -305,6 +346,9 @@ fn run(args: &RunArgs, sc: &Scenario, out_dir: &Path, outcome: &mut RunOutcome) 
             t.extend(workload::errors(&agent_path()?)?);
             Ok(t)
         }),
+        Work::Options => Err(anyhow::anyhow!(
+            "the options scenario runs through options::run"
+        )),
         Work::Storm => {
             outcome.load = Some(workload::storm(args.storm_threads, args.storm_calls));
             Ok(Vec::new())
@@ -384,7 +428,7 @@ mod tests {
         assert_eq!(parse_scenario("fentry").map(|s| s.mode), Ok("fentry"));
         let e = parse_scenario("nope").unwrap_err();
         assert!(
-            e.contains("tutorial, errors, names, printk, fentry, storm, contention"),
+            e.contains("tutorial, errors, names, printk, fentry, storm, contention, options"),
             "{e}"
         );
     }

@@ -2,6 +2,11 @@
 //! an entry probe with the filename and a return probe with the return
 //! value on the same function, recorded in a tracing instance of its own
 //! while the BPF tracer runs. The host compares the two.
+//!
+//! Each line carries the task's tid (and, with `options/record-tgid`, its
+//! tgid), the comm at the probe (`$comm`) and the event's timestamp on
+//! `trace_clock` `mono`, so the entry→return interval can be set beside the
+//! tracer's `latency_ns`.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -35,10 +40,11 @@ pub fn symbol() -> Result<String> {
 }
 
 /// The probe definitions (pure): `$arg1` is the dfd, `$arg2` the
-/// `struct filename *` whose first member is the name pointer.
+/// `struct filename *` whose first member is the name pointer; the comm
+/// goes before the name, whose text may hold anything.
 pub fn definitions(symbol: &str) -> [String; 2] {
     [
-        format!("p:{GROUP}/entry {symbol} dfd=$arg1:s32 name=+0(+0($arg2)):string"),
+        format!("p:{GROUP}/entry {symbol} dfd=$arg1:s32 comm=$comm name=+0(+0($arg2)):string"),
         format!("r:{GROUP}/exit {symbol} ret=$retval:s32"),
     ]
 }
@@ -71,6 +77,11 @@ impl Oracle {
                 .with_context(|| format!("creating {}", instance.display()))?;
         }
         fs::write(instance.join("buffer_size_kb"), "4096").context("sizing the oracle's buffer")?;
+        // The tracer's clock (bpf_ktime_get_ns), and the thread group of
+        // every line.
+        fs::write(instance.join("trace_clock"), "mono").context("setting the oracle's clock")?;
+        fs::write(instance.join("options").join("record-tgid"), "1")
+            .context("setting options/record-tgid")?;
         fs::write(instance.join("events").join(GROUP).join("enable"), "1")
             .context("enabling the oracle's probes")?;
         Ok(Oracle { root, instance })
@@ -98,7 +109,7 @@ mod tests {
         let [entry, exit] = definitions("filename_unlinkat");
         assert_eq!(
             entry,
-            "p:unlink_oracle/entry filename_unlinkat dfd=$arg1:s32 name=+0(+0($arg2)):string"
+            "p:unlink_oracle/entry filename_unlinkat dfd=$arg1:s32 comm=$comm name=+0(+0($arg2)):string"
         );
         assert_eq!(
             exit,

@@ -22,6 +22,22 @@ fn tid() -> u32 {
     nix::unistd::gettid().as_raw() as u32
 }
 
+/// CLOCK_REALTIME in ns since the Unix epoch (the clock the tracer's
+/// `time_ns` is on).
+pub fn realtime_ns() -> u64 {
+    use nix::time::{clock_gettime, ClockId};
+    clock_gettime(ClockId::CLOCK_REALTIME)
+        .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
+        .unwrap_or(0)
+}
+
+/// The calling thread's comm as the kernel knows it, escaped.
+pub fn comm() -> String {
+    nix::sys::prctl::get_name()
+        .map(|c| escape_bytes(c.as_bytes()))
+        .unwrap_or_default()
+}
+
 fn ret_of(r: nix::Result<()>) -> i64 {
     match r {
         Ok(()) => 0,
@@ -46,6 +62,8 @@ pub fn call(at: At, path: &[u8], removedir: bool) -> Step {
     } else {
         UnlinkatFlags::NoRemoveDir
     };
+    let comm = comm();
+    let start_ns = realtime_ns();
     let (op, dfd, dirfd, r) = match at {
         At::Plain => ("unlink", None, None, ret_of(nix::unistd::unlink(p))),
         At::Cwd => (
@@ -61,6 +79,7 @@ pub fn call(at: At, path: &[u8], removedir: bool) -> Step {
             ret_of(unlinkat(fd, p, flags)),
         ),
     };
+    let end_ns = realtime_ns();
     Step {
         op: if removedir {
             format!("{op}(AT_REMOVEDIR)")
@@ -74,6 +93,9 @@ pub fn call(at: At, path: &[u8], removedir: bool) -> Step {
         uid: nix::unistd::geteuid().as_raw(),
         pid: std::process::id(),
         tid: tid(),
+        comm,
+        start_ns,
+        end_ns,
         ret: r,
     }
 }

@@ -39,52 +39,119 @@ pub fn snapshot_for(dir: &Path, scenario: &str, alias: &str, arch: &str) -> Stri
         .unwrap_or_else(|| scenario.to_string())
 }
 
-/// One record of the tracefs oracle: an entry (thread, dfd, name) or a
-/// return (thread, ret).
+/// One record of the tracefs oracle: an entry or a return, with the
+/// thread (and its thread group, with `options/record-tgid`) and the
+/// event's time on the instance's `mono` clock, in µs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OracleLine {
-    Entry { tid: u32, name: String },
-    Exit { tid: u32, ret: i64 },
+    Entry {
+        tid: u32,
+        tgid: Option<u32>,
+        ts_us: u64,
+        comm: Option<String>,
+        name: String,
+    },
+    Exit {
+        tid: u32,
+        ts_us: u64,
+        ret: i64,
+    },
 }
 
-/// Parses a line of the oracle instance's `trace` (`task-TID [cpu] flags
-/// ts: entry: (fn+0x0/0x..) dfd=-100 name="x"`).
+/// `12.500001` → 12,500,001 µs.
+fn parse_ts_us(s: &str) -> Option<u64> {
+    let (secs, frac) = s.split_once('.')?;
+    if frac.len() != 6 {
+        return None;
+    }
+    Some(secs.parse::<u64>().ok()? * 1_000_000 + frac.parse::<u64>().ok()?)
+}
+
+/// Parses a line of the oracle instance's `trace`: `task-TID (TGID) [cpu]
+/// flags ts: entry: (fn+0x0/0x..) dfd=-100 comm="x" name="y"` (the
+/// `(TGID)` only with record-tgid, `(-------)` where it was not recorded).
 pub fn parse_oracle(line: &str) -> Option<OracleLine> {
     if line.starts_with('#') {
         return None;
     }
     let cpu = line.find(" [")?;
-    let task = line[..cpu].trim();
-    let tid = task.rsplit_once('-')?.1.parse().ok()?;
+    let mut task = line[..cpu].trim_end();
+    let mut tgid = None;
+    if task.ends_with(')') {
+        let open = task.rfind('(')?;
+        tgid = task[open + 1..task.len() - 1].trim().parse().ok();
+        task = task[..open].trim_end();
+    }
+    let tid = task.trim().rsplit_once('-')?.1.parse().ok()?;
     let rest = &line[cpu..];
-    if let Some(i) = rest.find(" entry: ") {
+    let ts_of = |marker: &str| -> Option<(u64, usize)> {
+        let i = rest.find(marker)?;
+        let ts = rest[..i].rsplit(' ').next()?;
+        Some((parse_ts_us(ts)?, i))
+    };
+    if let Some((ts_us, i)) = ts_of(": entry: ") {
         let args = &rest[i..];
-        let name = args.split_once(" name=\"")?.1;
+        let (before, name) = args.split_once(" name=\"")?;
         let name = name.strip_suffix('"').unwrap_or(name);
+        let comm = before
+            .split_once(" comm=\"")
+            .map(|(_, c)| c.strip_suffix('"').unwrap_or(c).to_string());
         return Some(OracleLine::Entry {
             tid,
+            tgid,
+            ts_us,
+            comm,
             name: name.to_string(),
         });
     }
-    if let Some(i) = rest.find(" exit: ") {
+    if let Some((ts_us, i)) = ts_of(": exit: ") {
         let ret = rest[i..].rsplit_once(" ret=")?.1.trim().parse().ok()?;
-        return Some(OracleLine::Exit { tid, ret });
+        return Some(OracleLine::Exit { tid, ts_us, ret });
     }
     None
 }
 
-/// The oracle's calls, (tid, name, ret), entries joined with the next
-/// return of the same thread.
-pub fn oracle_calls(text: &str) -> Vec<(u32, String, i64)> {
-    let mut open: Vec<(u32, String)> = Vec::new();
+/// One call as the kernel's own tracer saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OracleCall {
+    pub tid: u32,
+    pub tgid: Option<u32>,
+    pub comm: Option<String>,
+    pub name: String,
+    pub ret: i64,
+    /// Entry and return times, µs on the `mono` clock.
+    pub entry_us: u64,
+    pub exit_us: u64,
+}
+
+/// The oracle's calls, entries joined with the next return of the same
+/// thread.
+pub fn oracle_calls(text: &str) -> Vec<OracleCall> {
+    let mut open: Vec<OracleCall> = Vec::new();
     let mut out = Vec::new();
     for l in text.lines().filter_map(parse_oracle) {
         match l {
-            OracleLine::Entry { tid, name } => open.push((tid, name)),
-            OracleLine::Exit { tid, ret } => {
-                if let Some(i) = open.iter().rposition(|(t, _)| *t == tid) {
-                    let (t, name) = open.remove(i);
-                    out.push((t, name, ret));
+            OracleLine::Entry {
+                tid,
+                tgid,
+                ts_us,
+                comm,
+                name,
+            } => open.push(OracleCall {
+                tid,
+                tgid,
+                comm,
+                name,
+                ret: 0,
+                entry_us: ts_us,
+                exit_us: ts_us,
+            }),
+            OracleLine::Exit { tid, ts_us, ret } => {
+                if let Some(i) = open.iter().rposition(|c| c.tid == tid) {
+                    let mut c = open.remove(i);
+                    c.ret = ret;
+                    c.exit_us = ts_us;
+                    out.push(c);
                 }
             }
         }
@@ -247,17 +314,48 @@ mod tests {
     #[test]
     fn oracle_lines() {
         let text = "# tracer: nop\n\
-            unlink-guest-231 [001] ..... 12.5: entry: (do_unlinkat+0x0/0x2a0) dfd=-100 name=\"test1\"\n\
-            unlink-guest-231 [001] ..... 12.6: exit: (__x64_sys_unlink+0x1e/0x30 <- do_unlinkat) ret=0\n\
-            kworker/u4:1-40 [000] ..... 12.7: entry: (do_unlinkat+0x0/0x2a0) dfd=-100 name=\"a b\"\n\
-            kworker/u4:1-40 [000] ..... 12.8: exit: (x <- do_unlinkat) ret=-2\n";
+            unlink-guest-231     (    230) [001] ..... 12.500000: entry: (do_unlinkat+0x0/0x2a0) dfd=-100 comm=\"unlink-guest\" name=\"test1\"\n\
+            unlink-guest-231     (    230) [001] ..... 12.500040: exit: (__x64_sys_unlink+0x1e/0x30 <- do_unlinkat) ret=0\n\
+            kworker/u4:1-40 (-------) [000] ..... 12.700000: entry: (do_unlinkat+0x0/0x2a0) dfd=-100 comm=\"kworker/u4:1\" name=\"a b\"\n\
+            kworker/u4:1-40 [000] ..... 12.800000: exit: (x <- do_unlinkat) ret=-2\n";
         assert_eq!(
-            parse_oracle("unlink-guest-231 [001] ..... 12.6: exit: (x <- do_unlinkat) ret=-13"),
-            Some(OracleLine::Exit { tid: 231, ret: -13 })
+            parse_oracle(
+                "unlink-guest-231 [001] ..... 12.600000: exit: (x <- do_unlinkat) ret=-13"
+            ),
+            Some(OracleLine::Exit {
+                tid: 231,
+                ts_us: 12_600_000,
+                ret: -13
+            })
         );
+        let calls = oracle_calls(text);
         assert_eq!(
-            oracle_calls(text),
-            [(231, "test1".to_string(), 0), (40, "a b".to_string(), -2)]
+            calls
+                .iter()
+                .map(|c| (
+                    c.tid,
+                    c.tgid,
+                    c.comm.as_deref(),
+                    c.name.as_str(),
+                    c.ret,
+                    c.exit_us - c.entry_us
+                ))
+                .collect::<Vec<_>>(),
+            [
+                (231, Some(230), Some("unlink-guest"), "test1", 0, 40),
+                (40, None, Some("kworker/u4:1"), "a b", -2, 100_000)
+            ]
+        );
+        // An old-style line without record-tgid or comm still parses.
+        assert_eq!(
+            parse_oracle("rm-7 [000] d.... 1.000001: entry: (f+0x0/0x1) dfd=-100 name=\"x\""),
+            Some(OracleLine::Entry {
+                tid: 7,
+                tgid: None,
+                ts_us: 1_000_001,
+                comm: None,
+                name: "x".into()
+            })
         );
     }
 

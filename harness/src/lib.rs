@@ -16,6 +16,7 @@ pub mod cache;
 pub mod chart;
 pub mod check;
 pub mod cmd;
+pub mod console;
 pub mod doctor;
 pub mod gate;
 pub mod image;

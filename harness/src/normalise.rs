@@ -200,6 +200,9 @@ mod tests {
             uid: 0,
             pid,
             tid,
+            comm: "g".into(),
+            start_ns: 0,
+            end_ns: 10,
             ret,
         }
     }

@@ -132,6 +132,13 @@ pub struct Step {
     pub uid: u32,
     pub pid: u32,
     pub tid: u32,
+    /// The calling thread's command name as the kernel knows it
+    /// (`PR_GET_NAME`), escaped with [`escape_bytes`].
+    pub comm: String,
+    /// CLOCK_REALTIME (ns since the Unix epoch) read just before the call.
+    pub start_ns: u64,
+    /// CLOCK_REALTIME read just after it returned.
+    pub end_ns: u64,
     /// 0, or minus the errno the syscall failed with.
     pub ret: i64,
 }
@@ -146,11 +153,91 @@ pub struct RunOutcome {
     pub mode: String,
     pub attach_s: f64,
     pub workload_s: f64,
+    /// Seconds from the scenario's start to its results written.
+    #[serde(default)]
+    pub total_s: f64,
     pub tracer_exit_code: Option<i32>,
     /// The kernel's own kprobe tracer ran beside (`oracle.txt`).
     pub oracle: bool,
     /// For the load scenarios (storm, contention).
     pub load: Option<Load>,
+    /// The unlink-path function the kernel can probe, chosen by the agent
+    /// from tracefs `available_filter_functions`, independently of the
+    /// tracer (None where tracefs could not say).
+    #[serde(default)]
+    pub kernel_symbol: Option<String>,
+    /// The options scenario: the tracers it ran and who made which calls.
+    #[serde(default)]
+    pub options: Option<OptionsRun>,
+}
+
+/// The options scenario (`options`): one workload, a second process
+/// unlinking at the same time, and one tracer per option under test, all
+/// attached together.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OptionsRun {
+    /// The agent's pid: the chosen process of `--pid` and `--count`.
+    pub pid: u32,
+    /// The other process, unlinking beside the agent under its own comm.
+    pub other_pid: u32,
+    /// The other process's comm: the chosen command of `--comm`.
+    pub other_comm: String,
+    /// `--count` of the count tracer.
+    pub count: u64,
+    /// `--duration` of the duration tracer, seconds.
+    pub duration_s: f64,
+    pub tracers: Vec<OptionTracer>,
+}
+
+/// What each tracer of the options scenario is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OptionProbe {
+    /// Text output (no `--json`), every process.
+    Text,
+    /// `--json --pid AGENT`: the reference JSON of the agent's calls.
+    Pid,
+    /// `--json --comm OTHER`.
+    Comm,
+    /// `--json --pid AGENT --count N`.
+    Count,
+    /// `--json --duration S`.
+    Duration,
+}
+
+impl OptionProbe {
+    pub const ALL: [OptionProbe; 5] = [
+        OptionProbe::Text,
+        OptionProbe::Pid,
+        OptionProbe::Comm,
+        OptionProbe::Count,
+        OptionProbe::Duration,
+    ];
+
+    /// The stem of its output files: `NAME.out` (stdout), `NAME.err` (stderr).
+    pub fn name(self) -> &'static str {
+        match self {
+            OptionProbe::Text => "text",
+            OptionProbe::Pid => "pid",
+            OptionProbe::Comm => "comm",
+            OptionProbe::Count => "count",
+            OptionProbe::Duration => "duration",
+        }
+    }
+}
+
+/// One tracer of the options scenario.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OptionTracer {
+    pub probe: OptionProbe,
+    /// Its command-line arguments.
+    pub args: Vec<String>,
+    pub exit_code: Option<i32>,
+    /// It exited before the agent stopped it (what `--count` and
+    /// `--duration` must do, and the others must not).
+    pub exited_by_itself: bool,
+    /// Seconds from its ready file's appearance to its exit.
+    pub ready_to_exit_s: f64,
 }
 
 /// A load scenario's own count of what it did and what the tracer sent.

@@ -69,6 +69,9 @@ pub struct Config {
     pub target: Target,
     /// Trace only this process (thread group id).
     pub pid: Option<u32>,
+    /// Trace only threads of this command name (the kernel's comm, at most
+    /// 15 bytes): filtered in the kernel, so the counters cover it alone.
+    pub comm: Option<Vec<u8>>,
     /// Ring buffer size in bytes (a power of two, multiple of the page size).
     pub ringbuf_bytes: Option<u32>,
     /// printk mode: the kernel trace buffer's size per CPU, in KiB.
@@ -493,6 +496,17 @@ fn configure(open: &mut OpenUnlinkSkel<'_>, cfg: &Config) -> Result<(), ProbeErr
         .as_deref_mut()
         .ok_or_else(|| ProbeError::Load("the BPF object has no .rodata".into()))?;
     rodata.filter_tgid = cfg.pid.unwrap_or(0);
+    if let Some(comm) = &cfg.comm {
+        if comm.is_empty() || comm.len() >= rodata.filter_comm.len() {
+            return Err(ProbeError::Load(format!(
+                "--comm must be 1 to {} bytes (the kernel's comm)",
+                rodata.filter_comm.len() - 1
+            )));
+        }
+        for (dst, &b) in rodata.filter_comm.iter_mut().zip(comm) {
+            *dst = b as _;
+        }
+    }
     rodata.ret_is_int = t.ret_is_int;
     rodata.dfd_arg = t.dfd_arg.unwrap_or(NO_ARG);
     rodata.name_arg = t.name_arg;

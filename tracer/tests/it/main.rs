@@ -40,6 +40,8 @@ fn bad_arguments_exit_2() {
         &["--mode", "nosuch"][..],
         &["--duration", "-1"],
         &["--duration", "abc"],
+        &["--comm", "a-name-of-16-byte"],
+        &["--comm", ""],
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_unlink-tracer"))
             .args(args)

@@ -1,0 +1,279 @@
+//! The options scenario: every tracer option that changes what is reported,
+//! exercised on one workload. The agent unlinks while a second process
+//! (`unlink-guest other`, under its own comm) unlinks at the same time, and
+//! one tracer per option watches both (see [`OptionProbe`]): text output,
+//! `--pid`, `--comm`, `--count`, `--duration`, all attached together. The
+//! host judges each tracer's output against the calls both processes
+//! recorded themselves.
+//!
+//! Files, in the scenario's directory: `NAME.out` / `NAME.err` per tracer,
+//! `workload.json` (the agent's calls, then the other process's).
+
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use unlink_schema::{OptionProbe, OptionTracer, OptionsRun, RunOutcome, Step};
+
+use crate::workload::{self, At};
+
+/// The other process's comm: the command `--comm` chooses.
+pub const OTHER_COMM: &str = "unlink-other";
+/// `--count`: fewer than the agent's calls, so the tracer must stop early.
+const COUNT: u64 = 3;
+/// `--duration`, seconds.
+const DURATION_S: f64 = 2.0;
+/// Calls each process makes, one every `PACE`.
+const CALLS: usize = 6;
+const PACE: Duration = Duration::from_millis(15);
+
+/// The arguments of each option's tracer (pure).
+pub fn tracer_args(probe: OptionProbe, agent_pid: u32) -> Vec<String> {
+    let (pid, count, secs) = (
+        agent_pid.to_string(),
+        COUNT.to_string(),
+        DURATION_S.to_string(),
+    );
+    let v: Vec<&str> = match probe {
+        OptionProbe::Text => vec![],
+        OptionProbe::Pid => vec!["--json", "--pid", &pid],
+        OptionProbe::Comm => vec!["--json", "--comm", OTHER_COMM],
+        OptionProbe::Count => vec!["--json", "--pid", &pid, "--count", &count],
+        OptionProbe::Duration => vec!["--json", "--duration", &secs],
+    };
+    v.into_iter().map(str::to_string).collect()
+}
+
+/// The calls each process makes: files created and unlinked, then an
+/// ENOENT and an EISDIR, so the reported errnos vary too.
+fn calls(prefix: &str) -> Result<Vec<Step>> {
+    let dir = format!("{prefix}-dir");
+    match nix::unistd::mkdir(
+        dir.as_str(),
+        nix::sys::stat::Mode::from_bits_truncate(0o755),
+    ) {
+        Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+        Err(e) => return Err(e).with_context(|| format!("mkdir {dir}")),
+    }
+    let mut steps = Vec::with_capacity(CALLS);
+    for i in 0..CALLS {
+        let name = match i {
+            _ if i + 2 < CALLS => {
+                let n = format!("{prefix}{i}");
+                workload::create(n.as_bytes())?;
+                n
+            }
+            _ if i + 2 == CALLS => format!("{prefix}-missing"),
+            _ => dir.clone(),
+        };
+        steps.push(workload::call(At::Plain, name.as_bytes(), false));
+        std::thread::sleep(PACE);
+    }
+    Ok(steps)
+}
+
+/// `unlink-guest other`: takes the comm [`OTHER_COMM`], waits for a byte on
+/// stdin, makes its calls, prints them as JSON on stdout.
+pub fn other_main() -> Result<()> {
+    let comm = std::ffi::CString::new(OTHER_COMM).context("the comm")?;
+    nix::sys::prctl::set_name(&comm).context("setting the comm")?;
+    let mut go = [0u8; 1];
+    std::io::stdin()
+        .read_exact(&mut go)
+        .context("waiting for the start byte")?;
+    let steps = calls("o")?;
+    println!("{}", serde_json::to_string(&steps)?);
+    Ok(())
+}
+
+struct Running {
+    probe: OptionProbe,
+    args: Vec<String>,
+    child: Child,
+    ready: PathBuf,
+    ready_at: Option<Instant>,
+    exited: Option<(Option<i32>, Instant)>,
+}
+
+impl Running {
+    fn poll(&mut self) -> Result<()> {
+        if self.ready_at.is_none() && self.ready.exists() {
+            self.ready_at = Some(Instant::now());
+        }
+        if self.exited.is_none() {
+            if let Some(status) = self.child.try_wait()? {
+                self.exited = Some((status.code(), Instant::now()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs the scenario; Err says what went wrong in the guest.
+pub fn run(
+    tracer: &Path,
+    attach_timeout: Duration,
+    out_dir: &Path,
+    outcome: &mut RunOutcome,
+) -> Result<Vec<Step>> {
+    let agent = std::env::current_exe().context("finding the agent's own binary")?;
+    let mut other = Command::new(&agent)
+        .arg("other")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("starting the other process")?;
+    let other_pid = other.id();
+    let pid = std::process::id();
+
+    let start = Instant::now();
+    let mut tracers = Vec::new();
+    for probe in OptionProbe::ALL {
+        let ready = out_dir.join(format!("{}.ready", probe.name()));
+        let _ = fs::remove_file(&ready);
+        let args = tracer_args(probe, pid);
+        let out = File::create(out_dir.join(format!("{}.out", probe.name())))?;
+        let err = File::create(out_dir.join(format!("{}.err", probe.name())))?;
+        let child = Command::new(tracer)
+            .args(&args)
+            .arg("--ready-file")
+            .arg(&ready)
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .with_context(|| format!("starting {}", tracer.display()))?;
+        tracers.push(Running {
+            probe,
+            args,
+            child,
+            ready,
+            ready_at: None,
+            exited: None,
+        });
+    }
+    let stop_all = |tracers: &mut Vec<Running>| {
+        for t in tracers.iter_mut() {
+            let _ = crate::stop(&mut t.child);
+        }
+    };
+    loop {
+        for t in &mut tracers {
+            t.poll()?;
+        }
+        let early = tracers
+            .iter()
+            .find(|t| t.ready_at.is_none() && t.exited.is_some())
+            .map(|t| (t.probe.name(), t.exited.and_then(|e| e.0)));
+        if let Some((name, code)) = early {
+            stop_all(&mut tracers);
+            let _ = other.kill();
+            bail!("the {name} tracer exited before attaching (exit code {code:?}); see {name}.err");
+        }
+        if tracers.iter().all(|t| t.ready_at.is_some()) {
+            break;
+        }
+        if start.elapsed() > attach_timeout {
+            stop_all(&mut tracers);
+            let _ = other.kill();
+            bail!(
+                "the tracers did not all attach within {}s",
+                attach_timeout.as_secs()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    outcome.attach_s = start.elapsed().as_secs_f64();
+
+    // Both processes unlink at the same time.
+    let work_start = Instant::now();
+    other
+        .stdin
+        .take()
+        .context("the other process's stdin")?
+        .write_all(b"g")
+        .context("starting the other process")?;
+    let mine = calls("a");
+    let other_out = other
+        .wait_with_output()
+        .context("waiting for the other process")?;
+    outcome.workload_s = work_start.elapsed().as_secs_f64();
+    let mut steps = mine?;
+    anyhow::ensure!(
+        other_out.status.success(),
+        "the other process failed ({})",
+        other_out.status
+    );
+    let theirs: Vec<Step> =
+        serde_json::from_slice(&other_out.stdout).context("the other process's calls")?;
+    steps.extend(theirs);
+
+    // The count and duration tracers stop by themselves; the others are
+    // stopped once the last events had time to arrive.
+    let deadline = Instant::now() + Duration::from_secs_f64(DURATION_S) + Duration::from_secs(20);
+    std::thread::sleep(Duration::from_millis(500));
+    loop {
+        for t in &mut tracers {
+            t.poll()?;
+        }
+        let waiting = tracers.iter().any(|t| {
+            matches!(t.probe, OptionProbe::Count | OptionProbe::Duration) && t.exited.is_none()
+        });
+        if !waiting || Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut records = Vec::new();
+    for t in &mut tracers {
+        let by_itself = t.exited.is_some();
+        let (code, at) = match t.exited {
+            Some(e) => e,
+            None => (crate::stop(&mut t.child)?, Instant::now()),
+        };
+        records.push(OptionTracer {
+            probe: t.probe,
+            args: t.args.clone(),
+            exit_code: code,
+            exited_by_itself: by_itself,
+            ready_to_exit_s: t
+                .ready_at
+                .map(|r| at.saturating_duration_since(r).as_secs_f64())
+                .unwrap_or(0.0),
+        });
+    }
+    outcome.options = Some(OptionsRun {
+        pid,
+        other_pid,
+        other_comm: OTHER_COMM.to_string(),
+        count: COUNT,
+        duration_s: DURATION_S,
+        tracers: records,
+    });
+    Ok(steps)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_option_has_its_arguments() {
+        let cases: [(OptionProbe, &[&str]); 5] = [
+            (OptionProbe::Text, &[]),
+            (OptionProbe::Pid, &["--json", "--pid", "7"]),
+            (OptionProbe::Comm, &["--json", "--comm", "unlink-other"]),
+            (
+                OptionProbe::Count,
+                &["--json", "--pid", "7", "--count", "3"],
+            ),
+            (OptionProbe::Duration, &["--json", "--duration", "2"]),
+        ];
+        for (probe, want) in cases {
+            assert_eq!(tracer_args(probe, 7), want, "{probe:?}");
+        }
+        assert!(OTHER_COMM.len() < 16);
+    }
+}
