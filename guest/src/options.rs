@@ -25,7 +25,7 @@ pub const OTHER_COMM: &str = "unlink-other";
 /// `--count`: fewer than the agent's calls, so the tracer must stop early.
 const COUNT: u64 = 3;
 /// `--duration`, seconds.
-const DURATION_S: f64 = 2.0;
+const DURATION_S: f64 = 1.0;
 /// Calls each process makes, one every `PACE`.
 const CALLS: usize = 6;
 const PACE: Duration = Duration::from_millis(15);
@@ -226,6 +226,13 @@ pub fn run(
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    // SIGINT to every tracer still running at once, then collect them.
+    for t in tracers.iter().filter(|t| t.exited.is_none()) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(t.child.id() as i32),
+            nix::sys::signal::Signal::SIGINT,
+        );
+    }
     let mut records = Vec::new();
     for t in &mut tracers {
         let by_itself = t.exited.is_some();
@@ -269,7 +276,7 @@ mod tests {
                 OptionProbe::Count,
                 &["--json", "--pid", "7", "--count", "3"],
             ),
-            (OptionProbe::Duration, &["--json", "--duration", "2"]),
+            (OptionProbe::Duration, &["--json", "--duration", "1"]),
         ];
         for (probe, want) in cases {
             assert_eq!(tracer_args(probe, 7), want, "{probe:?}");
