@@ -354,20 +354,37 @@ fn check_fentry(
             Ok(format!("the same {} calls as kprobe mode", g.len()))
         })(),
     );
-    if result.status == Status::Fail
-        && expect == FentryExpectation::Unavailable
-        && result.detail.contains("fentry/fexit is not available")
-    {
-        return ScenarioResult {
+    fentry_verdict(result, expect)
+}
+
+/// The fentry verdict from what the run showed and what the kernel's config
+/// allows (pure). A refusal where the config rules trampolines out is an
+/// expected limitation; traced calls there mean `--mode fentry` was not
+/// honoured (the kernel cannot have run fentry programs), so they fail.
+pub fn fentry_verdict(result: ScenarioResult, expect: FentryExpectation) -> ScenarioResult {
+    match (result.status, expect) {
+        (Status::Fail, FentryExpectation::Unavailable)
+            if result.detail.contains("fentry/fexit is not available") =>
+        {
+            ScenarioResult {
+                name: result.name,
+                status: Status::ExpectedLimitation,
+                detail: format!(
+                    "the kernel is built without {DIRECT_CALLS}, so BPF trampolines cannot attach; the tracer refused as it should: {}",
+                    result.detail
+                ),
+            }
+        }
+        (Status::Pass, FentryExpectation::Unavailable) => ScenarioResult {
             name: result.name,
-            status: Status::ExpectedLimitation,
+            status: Status::Fail,
             detail: format!(
-                "the kernel is built without {DIRECT_CALLS}, so BPF trampolines cannot attach; the tracer refused as it should: {}",
+                "--mode fentry: calls were traced on a kernel built without {DIRECT_CALLS}, where BPF trampolines cannot attach: the mode was not honoured ({})",
                 result.detail
             ),
-        };
+        },
+        _ => result,
     }
-    result
 }
 
 /// A load scenario (storm, contention): the tracer ran with `--pid` of the
@@ -824,5 +841,62 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("pid:"), "{err}");
+    }
+
+    /// `--mode fentry` proven against the kernel's config: a refusal is an
+    /// expected limitation only where the config rules trampolines out, and
+    /// traced calls there fail.
+    #[test]
+    fn fentry_verdicts_follow_the_config() {
+        let r = |status, detail: &str| ScenarioResult {
+            name: "fentry".into(),
+            status,
+            detail: detail.into(),
+        };
+        let refused = "unlink-tracer: fentry/fexit is not available for do_unlinkat";
+        let cases = [
+            (
+                Status::Fail,
+                refused,
+                FentryExpectation::Unavailable,
+                Status::ExpectedLimitation,
+            ),
+            (
+                Status::Fail,
+                refused,
+                FentryExpectation::Available,
+                Status::Fail,
+            ),
+            (
+                Status::Fail,
+                refused,
+                FentryExpectation::Unknown,
+                Status::Fail,
+            ),
+            (
+                Status::Pass,
+                "the same 11 calls",
+                FentryExpectation::Available,
+                Status::Pass,
+            ),
+            (
+                Status::Pass,
+                "the same 11 calls",
+                FentryExpectation::Unavailable,
+                Status::Fail,
+            ),
+            (
+                Status::Fail,
+                "fentry and kprobe disagree",
+                FentryExpectation::Unavailable,
+                Status::Fail,
+            ),
+        ];
+        for (status, detail, expect, want) in cases {
+            let v = fentry_verdict(r(status, detail), expect);
+            assert_eq!(v.status, want, "{status:?} {expect:?}: {}", v.detail);
+        }
+        let v = fentry_verdict(r(Status::Pass, "x"), FentryExpectation::Unavailable);
+        assert!(v.detail.starts_with("--mode fentry:"), "{}", v.detail);
     }
 }
