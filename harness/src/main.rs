@@ -1,6 +1,12 @@
 //! `harness`: the command line. Parses arguments, provisions the host,
 //! runs the engine and renders its events; the only module that prints.
 
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "the CLI: renders the engine's events and results"
+)]
+
 use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -319,6 +325,33 @@ fn test_cmd(args: &[String]) -> Result<ExitCode> {
     setup_cmd()?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let root = harness::manifest::repo_root();
+    // The workspace lints are invariants (engine code never prints): clippy
+    // is part of the tests.
+    let has_clippy = std::process::Command::new(&cargo)
+        .args(["clippy", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_clippy {
+        anyhow::bail!("clippy is not installed; run: rustup component add clippy");
+    }
+    note("running cargo clippy --workspace --all-targets -- -D warnings (the workspace lints)");
+    let lint = std::process::Command::new(&cargo)
+        .current_dir(&root)
+        .args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ])
+        .status()
+        .context("running cargo clippy")?;
+    if !lint.success() {
+        eprintln!("harness: the workspace lints failed (see above)");
+        return Ok(ExitCode::FAILURE);
+    }
     note("running cargo test --workspace (the guest boots take a few minutes under TCG)");
     let status = std::process::Command::new(cargo)
         .current_dir(&root)

@@ -1,5 +1,11 @@
 //! `unlink-tracer`: one line per unlink call on the running kernel.
 
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "the CLI: its output is the trace and its summary"
+)]
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;

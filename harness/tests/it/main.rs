@@ -1,6 +1,12 @@
 //! The harness's integration tests: real guests, real kernels, real
 //! snapshots. One binary (see ARCHITECTURE.md).
 
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "tests show what the guests saw (cargo test --show-output)"
+)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
@@ -448,39 +454,6 @@ fn doctor_reports_each_check() {
     assert!(
         out.status.success(),
         "the test command provisions everything doctor checks:\n{text}"
-    );
-}
-
-/// Architecture invariant: engine code never prints; only the CLIs do.
-#[test]
-fn engine_code_never_prints() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let mut offenders = Vec::new();
-    for dir in ["harness/src", "tracer/src"] {
-        for entry in std::fs::read_dir(root.join(dir)).expect("source dir") {
-            let path = entry.expect("dir entry").path();
-            if path.file_name().is_some_and(|n| n == "main.rs") {
-                continue;
-            }
-            let text = std::fs::read_to_string(&path).expect("source file");
-            for (i, line) in text.lines().enumerate() {
-                let code = line.trim_start();
-                if code.starts_with("//") {
-                    continue;
-                }
-                if ["println!", "eprintln!", "print!(", "eprint!("]
-                    .iter()
-                    .any(|m| code.contains(m))
-                {
-                    offenders.push(format!("{}:{}: {}", path.display(), i + 1, code));
-                }
-            }
-        }
-    }
-    assert!(
-        offenders.is_empty(),
-        "engine code prints:\n{}",
-        offenders.join("\n")
     );
 }
 

@@ -1,6 +1,12 @@
 //! The tracer's integration tests on this host. The BPF side itself is
 //! exercised inside guests by the harness's tests.
 
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "tests may show what they saw"
+)]
+
 use std::path::Path;
 use std::process::Command;
 
