@@ -18,15 +18,18 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
-use harness::boot::{Accel, Deadlines};
-use harness::lock::LockFile;
-use harness::manifest::{Arch, KernelEntry, Manifest};
-use harness::matrix::{
+use harness::engine::{
     self, CellId, CellResult, CellSpec, GuestImage, Job, KernelSource, MatrixEvent, Plan, Stage,
     Status,
 };
+use harness::host::{accel, setup};
+use harness::images::image;
+use harness::kernels::kernel;
+use harness::kernels::lock::LockFile;
+use harness::kernels::manifest::{Arch, KernelEntry, Manifest};
 use harness::overhead::{self, Clock};
-use harness::{accel, image, kernel, overhead_report, report, setup};
+use harness::report::{matrix as report, overhead as overhead_report};
+use harness::vm::boot::{Accel, Deadlines};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -259,9 +262,9 @@ fn setup_cmd() -> Result<()> {
 }
 
 fn doctor_cmd() -> Result<ExitCode> {
-    use harness::doctor::Level;
+    use harness::host::doctor::Level;
     let cache = kernel::cache_root();
-    let findings = harness::doctor::run(&cache, &note);
+    let findings = harness::host::doctor::run(&cache, &note);
     let width = findings.iter().map(|f| f.what.len()).max().unwrap_or(0);
     let mut missing = 0;
     for f in &findings {
@@ -324,7 +327,7 @@ fn clean_cmd(all: bool) -> Result<ExitCode> {
 fn test_cmd(args: &[String]) -> Result<ExitCode> {
     setup_cmd()?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let root = harness::manifest::repo_root();
+    let root = harness::kernels::manifest::repo_root();
     // The workspace lints are invariants (engine code never prints): clippy
     // is part of the tests.
     let has_clippy = std::process::Command::new(&cargo)
@@ -596,7 +599,7 @@ fn overhead_cmd(args: OverheadArgs) -> Result<ExitCode> {
     } else {
         merged_runs(&args.from)?
     };
-    let baseline_path = harness::manifest::repo_root().join(&args.baseline);
+    let baseline_path = harness::kernels::manifest::repo_root().join(&args.baseline);
     let baseline = overhead_report::load_baseline(&baseline_path)?;
     let comparisons = overhead_report::compare_overheads(&ran.results, &baseline, args.fail_above);
     let report = overhead_report::OverheadReport {
@@ -697,7 +700,7 @@ fn run_engine(
         }
     }
     if args.kernel_image.is_some() && args.select.arch.is_empty() {
-        arches = vec![harness::boot::host_arch()];
+        arches = vec![harness::vm::boot::host_arch()];
     }
     let started = Instant::now();
     let cache = kernel::cache_root();
@@ -763,7 +766,7 @@ fn run_engine(
     std::fs::create_dir_all(report_dir)?;
     let probe_cell = specs
         .iter()
-        .find(|(id, _, _)| id.arch == harness::boot::host_arch());
+        .find(|(id, _, _)| id.arch == harness::vm::boot::host_arch());
     let choice = match (args.accel, probe_cell) {
         (Accel::Auto, Some((id, _, source))) => {
             let img = match source {
@@ -846,7 +849,7 @@ fn run_engine(
         let cells: Vec<CellId> = plan.cells.iter().map(|c| c.id.clone()).collect();
         move || render(&cells, rx)
     });
-    let results = matrix::run(&plan, &images, &tx);
+    let results = engine::run(&plan, &images, &tx);
     drop(tx);
     let _ = ui.join();
     let wall = started.elapsed().as_secs_f64();

@@ -9,14 +9,17 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use unlink_schema::{RunOutcome, Step, FILENAME_BUF};
 
+pub mod check;
+pub mod console;
 pub mod fields;
+pub mod normalise;
 pub mod options;
 pub mod text;
 
-use crate::check::{self, PrintkLine, SnapshotCheck};
-use crate::kernel::KernelImage;
-use crate::matrix::{ScenarioResult, Status};
-use crate::normalise::{self, Normalised, TraceEvent, TracerSummary};
+use crate::engine::{ScenarioResult, Status};
+use crate::kernels::kernel::KernelImage;
+use check::{PrintkLine, SnapshotCheck};
+use normalise::{Normalised, TraceEvent, TracerSummary};
 
 /// The scenarios every cell runs, in order (the agent knows their
 /// workloads).

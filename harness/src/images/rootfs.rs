@@ -20,9 +20,9 @@ use std::process::Command;
 use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::apt::{self, PackageInfo, PrivateApt};
-use crate::kernel;
-use crate::manifest::Arch;
+use crate::kernels::apt::{self, PackageInfo, PrivateApt};
+use crate::kernels::kernel;
+use crate::kernels::manifest::Arch;
 
 /// Version of the build procedure; part of every key, so a change to how
 /// roots are made never reuses a root made the old way.
@@ -251,7 +251,7 @@ pub fn missing_required(root: &Path, require: &[String]) -> Vec<String> {
 }
 
 fn run(cmd: &mut Command, what: &str) -> Result<String> {
-    crate::cmd::run_checked(cmd, what, 3)
+    crate::process::run_checked(cmd, what, 3)
 }
 
 /// `-o APT::Architecture=…`: resolve as if the guest arch were native, so
@@ -656,7 +656,7 @@ mod tests {
 
     #[test]
     fn the_committed_recipe_parses() {
-        let path = crate::manifest::repo_root().join("vm-images/arm64-root.toml");
+        let path = crate::kernels::manifest::repo_root().join("vm-images/arm64-root.toml");
         let r = Recipe::parse(&std::fs::read_to_string(&path).unwrap()).unwrap();
         assert_eq!(r.arch, Arch::Arm64);
         assert_eq!(r.busybox.as_deref(), Some("bin/busybox"));

@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use crate::boot::{self, Accel, BootEnd, BootSpec};
-use crate::manifest::Arch;
+use crate::kernels::manifest::Arch;
+use crate::vm::boot::{self, Accel, BootEnd, BootSpec};
 
 /// Where the probe guest sees its results directory.
 const PROBE_DIR: &str = "/run/kvm-probe";

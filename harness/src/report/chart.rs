@@ -5,8 +5,8 @@
 use anyhow::Result;
 use plotters::prelude::*;
 
-use crate::manifest::Arch;
-use crate::matrix::CellResult;
+use crate::engine::CellResult;
+use crate::kernels::manifest::Arch;
 use crate::overhead::{Clock, MODES};
 
 /// One bar: a kernel, a mode, an overhead.

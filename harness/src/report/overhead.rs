@@ -1,6 +1,6 @@
 //! Stage 7, report (overhead): `overhead.json` (every cell's figures per
 //! clock, and the baseline comparison), `summary.md` (one table per clock
-//! and bench) and `overhead.svg` ([`crate::chart`]); and the committed
+//! and bench) and `overhead.svg` ([`crate::report::chart`]); and the committed
 //! baseline file the regression check reads and `--update-baseline` writes.
 
 use std::path::Path;
@@ -8,11 +8,11 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::matrix::{CellResult, Status};
+use crate::engine::{CellResult, Status};
 use crate::overhead::{
     self, Baseline, Clock, ClockFigures, Comparison, Settings, BENCHES, EMPTY_PAIR, TRACER_MODE,
 };
-use crate::report::status_mark;
+use crate::report::matrix::status_mark;
 
 #[derive(Debug, Serialize)]
 struct OverheadJson<'a> {
@@ -154,8 +154,8 @@ pub fn write_overhead(dir: &Path, report: &OverheadReport) -> Result<()> {
     )?;
     std::fs::write(dir.join("summary.md"), overhead_md(report))?;
     let (clock, unit) = chart_clock(cells);
-    let bars = crate::chart::bars(cells, clock, BENCHES[0]);
-    let svg = crate::chart::svg(
+    let bars = crate::report::chart::bars(cells, clock, BENCHES[0]);
+    let svg = crate::report::chart::svg(
         &bars,
         &format!(
             "Probe overhead per unlink (create + unlink on tmpfs), {} clock, in {unit}",
@@ -479,7 +479,7 @@ pub fn overhead_md(report: &OverheadReport) -> String {
             }
         }
     }
-    s.push_str(&crate::report::failures_md(cells));
+    s.push_str(&crate::report::matrix::failures_md(cells));
     s
 }
 

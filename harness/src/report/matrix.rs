@@ -9,8 +9,8 @@ use anyhow::{Context, Result};
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 use serde::Serialize;
 
-use crate::manifest::Arch;
-use crate::matrix::{CellResult, Status};
+use crate::engine::{CellResult, Status};
+use crate::kernels::manifest::Arch;
 
 #[derive(Debug, Serialize)]
 struct MatrixJson<'a> {
@@ -102,7 +102,7 @@ pub fn summary_md(cells: &[CellResult], accel_reason: &str, wall_s: f64) -> Stri
         ));
     }
     s.push_str(&gate_table(cells));
-    let limited: Vec<(&CellResult, &crate::matrix::ScenarioResult)> = cells
+    let limited: Vec<(&CellResult, &crate::engine::ScenarioResult)> = cells
         .iter()
         .flat_map(|c| c.scenarios.iter().map(move |sc| (c, sc)))
         .filter(|(_, sc)| sc.status == Status::ExpectedLimitation)
@@ -282,7 +282,7 @@ pub fn write(dir: &Path, cells: &[CellResult], accel_reason: &str, wall_s: f64) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::matrix::ScenarioResult;
+    use crate::engine::ScenarioResult;
 
     fn cell(alias: &str, arch: Arch, status: Status, scenarios: &[(&str, Status)]) -> CellResult {
         CellResult {
@@ -294,7 +294,7 @@ mod tests {
                     detail: format!("{n} detail <&>"),
                 })
                 .collect(),
-            ..crate::matrix::test_cell(alias, arch, status)
+            ..crate::engine::test_cell(alias, arch, status)
         }
     }
 

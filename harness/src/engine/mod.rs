@@ -11,15 +11,15 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::boot::{self, Accel, BootEnd, BootSpec, Deadlines};
-use crate::console;
 use crate::gate;
-use crate::image::GuestBinaries;
-use crate::kernel::{self, KernelImage};
-use crate::lock::LockEntry;
-use crate::manifest::{Arch, KnownSplat};
+use crate::gate::console;
+use crate::images::image::GuestBinaries;
+use crate::images::rootfs::{self, GuestRoot};
+use crate::kernels::kernel::{self, KernelImage};
+use crate::kernels::lock::LockEntry;
+use crate::kernels::manifest::{Arch, KnownSplat};
 use crate::overhead;
-use crate::rootfs::{self, GuestRoot};
+use crate::vm::boot::{self, Accel, BootEnd, BootSpec, Deadlines};
 
 /// One cell of the matrix.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -92,7 +92,7 @@ pub(crate) fn test_cell(alias: &str, arch: Arch, status: Status) -> CellResult {
         kernel_package: Some(format!("linux-image-{alias}")),
         kernel: Some("1.0-1".into()),
         release: Some("1.0".into()),
-        accel: crate::boot::Accel::Tcg,
+        accel: crate::vm::boot::Accel::Tcg,
         transport: Some("virtio-fs".into()),
         status,
         symbol: Some("do_unlinkat".into()),

@@ -2,14 +2,14 @@
 //! tracer and the guest agent, built in release mode for the guest's arch
 //! into their own target directory (cross-built for a foreign arch), and,
 //! for a foreign arch, a guest root built from a recipe in `vm-images/`
-//! ([`crate::rootfs`]); host-arch guests use the host's root read-only.
+//! ([`crate::images::rootfs`]); host-arch guests use the host's root read-only.
 
 use std::path::PathBuf;
 use std::process::Command;
 
 use anyhow::{Context, Result};
 
-use crate::manifest::{repo_root, Arch};
+use crate::kernels::manifest::{repo_root, Arch};
 
 /// The guest-side binaries for one arch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,7 +41,7 @@ pub fn cargo_args(arch: Arch, target_dir: &std::path::Path) -> Vec<String> {
 /// the GNU cross linker and C compiler, and pkg-config pointed at the
 /// target's multiarch libraries (libelf, zlib).
 pub fn cross_env(arch: Arch) -> Vec<(String, String)> {
-    if arch == crate::boot::host_arch() {
+    if arch == crate::vm::boot::host_arch() {
         return Vec::new();
     }
     let (gcc, multiarch) = match arch {
@@ -68,7 +68,7 @@ pub fn cross_env(arch: Arch) -> Vec<(String, String)> {
 
 /// The guest root recipe for `arch` (None: the host's root is used).
 pub fn root_recipe(arch: Arch) -> Option<PathBuf> {
-    (arch != crate::boot::host_arch()).then(|| {
+    (arch != crate::vm::boot::host_arch()).then(|| {
         repo_root()
             .join("vm-images")
             .join(format!("{}-root.toml", arch.name()))
@@ -80,7 +80,7 @@ pub fn build(arch: Arch) -> Result<GuestBinaries> {
     let root = repo_root();
     let target_dir = root.join("target").join("guest");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    crate::cmd::run_checked(
+    crate::process::run_checked(
         Command::new(cargo)
             .current_dir(&root)
             .envs(cross_env(arch))
@@ -168,8 +168,8 @@ mod tests {
             get("PKG_CONFIG_PATH"),
             Some("/usr/lib/aarch64-linux-gnu/pkgconfig")
         );
-        assert!(cross_env(crate::boot::host_arch()).is_empty());
-        assert!(root_recipe(crate::boot::host_arch()).is_none());
+        assert!(cross_env(crate::vm::boot::host_arch()).is_empty());
+        assert!(root_recipe(crate::vm::boot::host_arch()).is_none());
         assert!(root_recipe(Arch::Arm64).is_some_and(|p| p.is_file()));
     }
 

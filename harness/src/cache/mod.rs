@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::lock::LockFile;
+use crate::kernels::lock::LockFile;
 
 /// The cache size above which `harness matrix` prunes what the lock file
 /// does not name: `$UNLINK_HARNESS_CACHE_MAX_GIB`, default 20 GiB (the full
@@ -149,8 +149,8 @@ pub fn prune(cache: &Path, lock: &LockFile) -> Result<Vec<(PathBuf, u64)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lock::{LockEntry, LockedPackage, GENERIC};
-    use crate::manifest::Arch;
+    use crate::kernels::lock::{LockEntry, LockedPackage, GENERIC};
+    use crate::kernels::manifest::Arch;
 
     fn lock() -> LockFile {
         LockFile {

@@ -18,8 +18,8 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use unlink_schema::{OverheadRound, OverheadRun};
 
+use crate::engine::Status;
 use crate::gate::FentryExpectation;
-use crate::matrix::Status;
 
 /// Every mode, in report order.
 pub use unlink_schema::OVERHEAD_MODES as MODES;
@@ -319,7 +319,7 @@ pub struct ClockFigures {
     pub clock: Clock,
     pub unit: String,
     /// How the guest ran (icount boots are always TCG).
-    pub accel: Option<crate::boot::Accel>,
+    pub accel: Option<crate::vm::boot::Accel>,
     pub rounds: u32,
     /// The function the probes were attached to.
     pub symbol: Option<String>,
@@ -470,8 +470,8 @@ impl ClockFigures {
 /// arch) measured by more than one run gets the modes of all of them,
 /// clock by clock ([`ClockFigures::merge`]); it passes only if it passed in
 /// every run.
-pub fn merge_runs(runs: Vec<Vec<crate::matrix::CellResult>>) -> Vec<crate::matrix::CellResult> {
-    let mut out: Vec<crate::matrix::CellResult> = Vec::new();
+pub fn merge_runs(runs: Vec<Vec<crate::engine::CellResult>>) -> Vec<crate::engine::CellResult> {
+    let mut out: Vec<crate::engine::CellResult> = Vec::new();
     for cell in runs.into_iter().flatten() {
         let Some(have) = out
             .iter_mut()
@@ -847,8 +847,8 @@ mod tests {
 
     #[test]
     fn runs_of_different_modes_merge_into_one_cell() {
-        use crate::manifest::Arch;
-        use crate::matrix::test_cell;
+        use crate::engine::test_cell;
+        use crate::kernels::manifest::Arch;
         let run = |clock: ClockFigures, status| {
             let mut c = test_cell("sid", Arch::X86_64, status);
             c.overhead = Some(CellOverhead {

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::apt::PackageInfo;
-use crate::manifest::{repo_root, Arch};
+use crate::kernels::apt::PackageInfo;
+use crate::kernels::manifest::{repo_root, Arch};
 
 /// The flavour name recorded for the default (generic) kernels.
 pub const GENERIC: &str = "generic";

@@ -9,8 +9,8 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-use crate::apt;
-use crate::manifest::Arch;
+use crate::kernels::apt;
+use crate::kernels::manifest::Arch;
 
 /// Debian packages from the release itself.
 pub const APT_PACKAGES: &[&str] = &[
@@ -46,7 +46,7 @@ pub fn backports_packages(arch: Arch) -> &'static [&'static str] {
 /// What cross-building the guest binaries for a foreign `arch` needs:
 /// (dpkg architecture to enable, apt packages).
 pub fn cross_packages(arch: Arch) -> Option<(&'static str, &'static [&'static str])> {
-    if arch == crate::boot::host_arch() {
+    if arch == crate::vm::boot::host_arch() {
         return None;
     }
     Some(match arch {
@@ -250,7 +250,7 @@ pub fn commands(m: &Missing, cache: &Path) -> Vec<String> {
 }
 
 fn run(cmd: &mut Command, what: &str) -> Result<()> {
-    crate::cmd::run_checked(cmd, what, 5).map(drop)
+    crate::process::run_checked(cmd, what, 5).map(drop)
 }
 
 /// Installs whatever is missing. Progress goes through `note`.

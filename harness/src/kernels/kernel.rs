@@ -12,9 +12,9 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::apt::{self, PackageInfo, PrivateApt};
-use crate::lock::{self, LockEntry, LockedPackage};
-use crate::manifest::{Arch, KernelEntry};
+use crate::kernels::apt::{self, PackageInfo, PrivateApt};
+use crate::kernels::lock::{self, LockEntry, LockedPackage};
+use crate::kernels::manifest::{Arch, KernelEntry};
 
 /// How long a fetched apt index is trusted before `apt-get update` again.
 const INDEX_MAX_AGE: Duration = Duration::from_secs(6 * 3600);
@@ -120,7 +120,7 @@ fn hex(digest: &[u8]) -> String {
 }
 
 fn run(cmd: &mut Command, what: &str) -> Result<String> {
-    crate::cmd::run_checked(cmd, what, 3)
+    crate::process::run_checked(cmd, what, 3)
 }
 
 /// An exclusive lock on a cache entry, held until dropped: two harness

@@ -5,8 +5,11 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::manifest::Arch;
-use crate::{accel, apt, boot, cache, kernel, lock, setup};
+use crate::cache;
+use crate::host::{accel, setup};
+use crate::kernels::manifest::Arch;
+use crate::kernels::{apt, kernel, lock};
+use crate::vm::boot;
 
 /// How a finding reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,9 +4,9 @@
 //! declaration whose splat no longer appears (a declaration never outlives
 //! its bug). Pure.
 
-use crate::boot::Splat;
-use crate::manifest::KnownSplat;
-use crate::matrix::{ScenarioResult, Status};
+use crate::engine::{ScenarioResult, Status};
+use crate::kernels::manifest::KnownSplat;
+use crate::vm::boot::Splat;
 
 /// The verdict's name in the gate table.
 pub const VERDICT: &str = "console";

@@ -1,0 +1,3 @@
+//! Booting a guest: vng command lines, deadlines, the console.
+
+pub mod boot;
