@@ -15,6 +15,7 @@ pub mod gate;
 pub mod host;
 pub mod images;
 pub mod kernels;
+pub mod model;
 pub mod overhead;
 pub mod process;
 pub mod report;

@@ -18,18 +18,17 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
-use harness::engine::{
-    self, CellId, CellResult, CellSpec, GuestImage, Job, KernelSource, MatrixEvent, Plan, Stage,
-    Status,
-};
+use harness::engine::{self, CellSpec, GuestImage, Job, KernelSource, MatrixEvent, Plan, Stage};
 use harness::host::{accel, setup};
 use harness::images::image;
 use harness::kernels::kernel;
 use harness::kernels::lock::LockFile;
-use harness::kernels::manifest::{Arch, KernelEntry, Manifest};
-use harness::overhead::{self, Clock};
+use harness::kernels::manifest::{KernelEntry, Manifest};
+use harness::model::figures::Clock;
+use harness::model::{Accel, Arch, CellId, CellResult, Status};
+use harness::overhead;
 use harness::report::{matrix as report, overhead as overhead_report};
-use harness::vm::boot::{Accel, Deadlines};
+use harness::vm::boot::Deadlines;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -700,7 +699,7 @@ fn run_engine(
         }
     }
     if args.kernel_image.is_some() && args.select.arch.is_empty() {
-        arches = vec![harness::vm::boot::host_arch()];
+        arches = vec![Arch::host()];
     }
     let started = Instant::now();
     let cache = kernel::cache_root();
@@ -764,9 +763,7 @@ fn run_engine(
     // kernel (only for --accel auto). A failed fetch is left to its cell;
     // a fetched one is found in the cache by its cell.
     std::fs::create_dir_all(report_dir)?;
-    let probe_cell = specs
-        .iter()
-        .find(|(id, _, _)| id.arch == harness::vm::boot::host_arch());
+    let probe_cell = specs.iter().find(|(id, _, _)| id.arch == Arch::host());
     let choice = match (args.accel, probe_cell) {
         (Accel::Auto, Some((id, _, source))) => {
             let img = match source {

@@ -150,7 +150,7 @@ pub fn prune(cache: &Path, lock: &LockFile) -> Result<Vec<(PathBuf, u64)>> {
 mod tests {
     use super::*;
     use crate::kernels::lock::{LockEntry, LockedPackage, GENERIC};
-    use crate::kernels::manifest::Arch;
+    use crate::model::Arch;
 
     fn lock() -> LockFile {
         LockFile {

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::gate;
 use crate::gate::console;
@@ -17,22 +17,11 @@ use crate::images::image::GuestBinaries;
 use crate::images::rootfs::{self, GuestRoot};
 use crate::kernels::kernel::{self, KernelImage};
 use crate::kernels::lock::LockEntry;
-use crate::kernels::manifest::{Arch, KnownSplat};
+use crate::kernels::manifest::KnownSplat;
+use crate::model::figures::{CellOverhead, Clock, ClockFigures};
+use crate::model::{Accel, Arch, CellId, CellResult, Status};
 use crate::overhead;
-use crate::vm::boot::{self, Accel, BootEnd, BootSpec, Deadlines};
-
-/// One cell of the matrix.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct CellId {
-    pub alias: String,
-    pub arch: Arch,
-}
-
-impl std::fmt::Display for CellId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.alias, self.arch)
-    }
-}
+use crate::vm::boot::{self, BootEnd, BootSpec, Deadlines};
 
 /// Where a cell is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -53,104 +42,6 @@ pub enum MatrixEvent {
     Stage { cell: CellId, stage: Stage },
     Note { cell: CellId, text: String },
     Done(Box<CellResult>),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Status {
-    Pass,
-    Fail,
-    Timeout,
-    Error,
-    /// A scenario the kernel cannot support, established from the kernel
-    /// itself (its config), not from a version guess.
-    ExpectedLimitation,
-}
-
-impl Status {
-    /// Whether this verdict lets the cell pass.
-    pub fn is_ok(self) -> bool {
-        matches!(self, Status::Pass | Status::ExpectedLimitation)
-    }
-}
-
-/// One scenario's verdict in a cell.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ScenarioResult {
-    pub name: String,
-    pub status: Status,
-    pub detail: String,
-}
-
-/// A cell row with plausible values, for tests of what reads rows.
-#[cfg(test)]
-pub(crate) fn test_cell(alias: &str, arch: Arch, status: Status) -> CellResult {
-    CellResult {
-        alias: alias.into(),
-        suite: alias.into(),
-        arch,
-        kernel_package: Some(format!("linux-image-{alias}")),
-        kernel: Some("1.0-1".into()),
-        release: Some("1.0".into()),
-        accel: crate::vm::boot::Accel::Tcg,
-        transport: Some("virtio-fs".into()),
-        status,
-        symbol: Some("do_unlinkat".into()),
-        ret_width_bits: Some(32),
-        banner_s: Some(1.0),
-        boot_s: Some(5.0),
-        run_s: Some(10.0),
-        total_s: 16.0,
-        events: Some(3),
-        missed_returns: None,
-        snapshots: Default::default(),
-        overhead: None,
-        scenarios: Vec::new(),
-        error: (status != Status::Pass).then(|| "it broke".to_string()),
-        dir: "/r".into(),
-    }
-}
-
-/// One row of matrix.json.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CellResult {
-    pub alias: String,
-    pub suite: String,
-    pub arch: Arch,
-    /// The kernel package that was booted.
-    pub kernel_package: Option<String>,
-    /// Its exact Debian version.
-    pub kernel: Option<String>,
-    /// `uname -r` in the guest.
-    pub release: Option<String>,
-    pub accel: Accel,
-    /// How the root and results reached the guest (virtio-fs or 9p).
-    pub transport: Option<String>,
-    pub status: Status,
-    /// The kernel function the tracer attached to.
-    pub symbol: Option<String>,
-    pub ret_width_bits: Option<u32>,
-    /// Seconds from QEMU start to the kernel's banner.
-    pub banner_s: Option<f64>,
-    /// Seconds from QEMU start to the guest agent's start (boot to userspace).
-    pub boot_s: Option<f64>,
-    /// Seconds the guest agent ran (all scenarios).
-    pub run_s: Option<f64>,
-    pub total_s: f64,
-    /// Workload events seen in the tutorial scenario.
-    pub events: Option<usize>,
-    /// Returns missed in the contention scenario (kernel-reported from 6.7,
-    /// else entries minus returns).
-    pub missed_returns: Option<u64>,
-    /// The snapshot each snapshotted scenario was checked against.
-    pub snapshots: std::collections::BTreeMap<String, String>,
-    pub scenarios: Vec<ScenarioResult>,
-    /// What each probe mode costs an unlink (`harness overhead` only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub overhead: Option<overhead::CellOverhead>,
-    pub error: Option<String>,
-    /// Cell directory inside the report dir (console log, raw guest output).
-    pub dir: PathBuf,
 }
 
 /// Where a cell's kernel comes from.
@@ -647,11 +538,11 @@ fn boot_and_measure(c: &CellRun, settings: &overhead::Settings, r: &mut CellResu
         ..
     } = *c;
     let id = &cell.id;
-    let mut figures = overhead::CellOverhead::default();
+    let mut figures = CellOverhead::default();
     let mut errors = Vec::new();
     for &clock in &settings.clocks {
         let out = dir.join(format!("out-{}", clock.name()));
-        let mut f = overhead::ClockFigures::new(clock, settings.rounds);
+        let mut f = ClockFigures::new(clock, settings.rounds);
         let result = (|| -> Result<()> {
             let bins = prepare_out(&out, &image.binaries)?;
             let bench = bins
@@ -675,15 +566,15 @@ fn boot_and_measure(c: &CellRun, settings: &overhead::Settings, r: &mut CellResu
                 // Instructions are counted by TCG only: an icount boot
                 // never uses KVM, and gets TCG's deadlines.
                 accel: match clock {
-                    overhead::Clock::Wall => c.plan.accel,
-                    overhead::Clock::Icount => Accel::Tcg,
+                    Clock::Wall => c.plan.accel,
+                    Clock::Icount => Accel::Tcg,
                 },
                 deadlines: match (clock, c.plan.accel) {
-                    (overhead::Clock::Wall, _) => cell.deadlines,
-                    (overhead::Clock::Icount, Accel::Kvm) => {
+                    (Clock::Wall, _) => cell.deadlines,
+                    (Clock::Icount, Accel::Kvm) => {
                         Deadlines::for_overhead(Accel::Tcg, id.arch, settings.steps()).icount()
                     }
-                    (overhead::Clock::Icount, _) => cell.deadlines.icount(),
+                    (Clock::Icount, _) => cell.deadlines.icount(),
                 },
             };
             let _ = tx.send(MatrixEvent::Note {
@@ -710,7 +601,7 @@ fn boot_and_measure(c: &CellRun, settings: &overhead::Settings, r: &mut CellResu
             if r.release.is_none() {
                 r.release = gate::guest_release(&out);
             }
-            f = overhead::ClockFigures {
+            f = ClockFigures {
                 accel: Some(gb.accel),
                 boot_s: f.boot_s,
                 run_s: f.run_s,

@@ -4,8 +4,8 @@
 //! declaration whose splat no longer appears (a declaration never outlives
 //! its bug). Pure.
 
-use crate::engine::{ScenarioResult, Status};
 use crate::kernels::manifest::KnownSplat;
+use crate::model::{ScenarioResult, Status};
 use crate::vm::boot::Splat;
 
 /// The verdict's name in the gate table.

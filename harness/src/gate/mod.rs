@@ -16,8 +16,8 @@ pub mod normalise;
 pub mod options;
 pub mod text;
 
-use crate::engine::{ScenarioResult, Status};
 use crate::kernels::kernel::KernelImage;
+use crate::model::{ScenarioResult, Status};
 use check::{PrintkLine, SnapshotCheck};
 use normalise::{Normalised, TraceEvent, TracerSummary};
 

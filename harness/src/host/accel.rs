@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use crate::kernels::manifest::Arch;
-use crate::vm::boot::{self, Accel, BootEnd, BootSpec};
+use crate::model::{Accel, Arch};
+use crate::vm::boot::{self, BootEnd, BootSpec};
 
 /// Where the probe guest sees its results directory.
 const PROBE_DIR: &str = "/run/kvm-probe";
@@ -39,10 +39,10 @@ pub fn choose(
         }
         Accel::Auto => {}
     }
-    if arch != boot::host_arch() {
+    if arch != Arch::host() {
         return AccelChoice {
             accel: Accel::Tcg,
-            reason: format!("{arch} guest on a {} host", boot::host_arch()),
+            reason: format!("{arch} guest on a {} host", Arch::host()),
         };
     }
     if std::fs::OpenOptions::new()

@@ -7,9 +7,8 @@ use std::process::Command;
 
 use crate::cache;
 use crate::host::{accel, setup};
-use crate::kernels::manifest::Arch;
 use crate::kernels::{apt, kernel, lock};
-use crate::vm::boot;
+use crate::model::{Accel, Arch};
 
 /// How a finding reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,7 +192,7 @@ fn kvm(cache_dir: &Path, progress: &dyn Fn(&str)) -> Finding {
             fix: None,
         };
     }
-    let host = boot::host_arch();
+    let host = Arch::host();
     let lock = lock::LockFile::load(&lock::LockFile::default_path()).unwrap_or_default();
     let Some(entry) = lock
         .entries
@@ -222,14 +221,14 @@ fn kvm(cache_dir: &Path, progress: &dyn Fn(&str)) -> Finding {
         }
     };
     let choice = accel::choose(
-        boot::Accel::Auto,
+        Accel::Auto,
         host,
         &setup::vng_path(cache_dir),
         &img.vmlinuz,
         scratch.path(),
     );
     match choice.accel {
-        boot::Accel::Kvm => Finding {
+        Accel::Kvm => Finding {
             what,
             level: Level::Ok,
             found: format!("works: {}", choice.reason),

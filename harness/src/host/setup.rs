@@ -10,7 +10,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 
 use crate::kernels::apt;
-use crate::kernels::manifest::Arch;
+use crate::model::Arch;
 
 /// Debian packages from the release itself.
 pub const APT_PACKAGES: &[&str] = &[
@@ -46,7 +46,7 @@ pub fn backports_packages(arch: Arch) -> &'static [&'static str] {
 /// What cross-building the guest binaries for a foreign `arch` needs:
 /// (dpkg architecture to enable, apt packages).
 pub fn cross_packages(arch: Arch) -> Option<(&'static str, &'static [&'static str])> {
-    if arch == crate::vm::boot::host_arch() {
+    if arch == Arch::host() {
         return None;
     }
     Some(match arch {

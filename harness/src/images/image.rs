@@ -9,7 +9,8 @@ use std::process::Command;
 
 use anyhow::{Context, Result};
 
-use crate::kernels::manifest::{repo_root, Arch};
+use crate::kernels::manifest::repo_root;
+use crate::model::Arch;
 
 /// The guest-side binaries for one arch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,7 +42,7 @@ pub fn cargo_args(arch: Arch, target_dir: &std::path::Path) -> Vec<String> {
 /// the GNU cross linker and C compiler, and pkg-config pointed at the
 /// target's multiarch libraries (libelf, zlib).
 pub fn cross_env(arch: Arch) -> Vec<(String, String)> {
-    if arch == crate::vm::boot::host_arch() {
+    if arch == Arch::host() {
         return Vec::new();
     }
     let (gcc, multiarch) = match arch {
@@ -68,7 +69,7 @@ pub fn cross_env(arch: Arch) -> Vec<(String, String)> {
 
 /// The guest root recipe for `arch` (None: the host's root is used).
 pub fn root_recipe(arch: Arch) -> Option<PathBuf> {
-    (arch != crate::vm::boot::host_arch()).then(|| {
+    (arch != Arch::host()).then(|| {
         repo_root()
             .join("vm-images")
             .join(format!("{}-root.toml", arch.name()))
@@ -168,8 +169,8 @@ mod tests {
             get("PKG_CONFIG_PATH"),
             Some("/usr/lib/aarch64-linux-gnu/pkgconfig")
         );
-        assert!(cross_env(crate::vm::boot::host_arch()).is_empty());
-        assert!(root_recipe(crate::vm::boot::host_arch()).is_none());
+        assert!(cross_env(Arch::host()).is_empty());
+        assert!(root_recipe(Arch::host()).is_none());
         assert!(root_recipe(Arch::Arm64).is_some_and(|p| p.is_file()));
     }
 

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::kernels::apt::{self, PackageInfo, PrivateApt};
 use crate::kernels::kernel;
-use crate::kernels::manifest::Arch;
+use crate::model::Arch;
 
 /// Version of the build procedure; part of every key, so a change to how
 /// roots are made never reuses a root made the old way.

@@ -14,7 +14,8 @@ use sha2::{Digest, Sha256};
 
 use crate::kernels::apt::{self, PackageInfo, PrivateApt};
 use crate::kernels::lock::{self, LockEntry, LockedPackage};
-use crate::kernels::manifest::{Arch, KernelEntry};
+use crate::kernels::manifest::KernelEntry;
+use crate::model::Arch;
 
 /// How long a fetched apt index is trusted before `apt-get update` again.
 const INDEX_MAX_AGE: Duration = Duration::from_secs(6 * 3600);

@@ -12,7 +12,8 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::kernels::apt::PackageInfo;
-use crate::kernels::manifest::{repo_root, Arch};
+use crate::kernels::manifest::repo_root;
+use crate::model::Arch;
 
 /// The flavour name recorded for the default (generic) kernels.
 pub const GENERIC: &str = "generic";

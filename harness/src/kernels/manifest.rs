@@ -5,55 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-/// A guest architecture.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
-#[serde(rename_all = "lowercase")]
-pub enum Arch {
-    #[serde(rename = "x86_64")]
-    X86_64,
-    Arm64,
-}
-
-impl Arch {
-    pub const ALL: [Arch; 2] = [Arch::X86_64, Arch::Arm64];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Arch::X86_64 => "x86_64",
-            Arch::Arm64 => "arm64",
-        }
-    }
-
-    /// Debian's architecture name.
-    pub fn debian(self) -> &'static str {
-        match self {
-            Arch::X86_64 => "amd64",
-            Arch::Arm64 => "arm64",
-        }
-    }
-
-    /// Rust's target triple.
-    pub fn rust_target(self) -> &'static str {
-        match self {
-            Arch::X86_64 => "x86_64-unknown-linux-gnu",
-            Arch::Arm64 => "aarch64-unknown-linux-gnu",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Arch> {
-        match s {
-            "x86_64" | "amd64" => Some(Arch::X86_64),
-            "arm64" | "aarch64" => Some(Arch::Arm64),
-            _ => None,
-        }
-    }
-}
-
-impl std::fmt::Display for Arch {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
+use crate::model::Arch;
 
 /// One suite alias of the matrix.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -233,17 +185,6 @@ mod tests {
             let e = Manifest::parse(&format!("{base}[[kernel.known_splat]]\n{splat}")).unwrap_err();
             let msg = format!("{e:#}");
             assert!(msg.contains(want), "{splat}: {msg}");
-        }
-    }
-
-    #[test]
-    fn arch_names() {
-        for (s, want) in [
-            ("x86_64", Some(Arch::X86_64)),
-            ("aarch64", Some(Arch::Arm64)),
-            ("mips", None),
-        ] {
-            assert_eq!(Arch::parse(s), want);
         }
     }
 }

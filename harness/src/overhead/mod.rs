@@ -18,8 +18,11 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use unlink_schema::{OverheadRound, OverheadRun};
 
-use crate::engine::Status;
 use crate::gate::FentryExpectation;
+use crate::model::figures::{
+    BenchFigures, CellOverhead, Clock, ClockFigures, Estimate, ModeFigures,
+};
+use crate::model::{CellResult, Status};
 
 /// Every mode, in report order.
 pub use unlink_schema::OVERHEAD_MODES as MODES;
@@ -46,43 +49,6 @@ pub const BENCHES: &[&str] = &["create_unlink", "unlink_missing"];
 /// The mode whose overhead is the tracer's, and the one it is held against.
 pub const TRACER_MODE: &str = "kprobe";
 pub const EMPTY_PAIR: &str = "empty-pair";
-
-/// Which clock a figure was read from.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Clock {
-    /// Guest nanoseconds of a normal boot (TCG or KVM).
-    Wall,
-    /// Guest instructions: a boot with `-icount shift=0,sleep=off`.
-    Icount,
-}
-
-impl Clock {
-    pub fn name(self) -> &'static str {
-        match self {
-            Clock::Wall => "wall",
-            Clock::Icount => "icount",
-        }
-    }
-
-    /// The unit of this clock's figures.
-    pub fn unit(self) -> &'static str {
-        match self {
-            Clock::Wall => "ns",
-            Clock::Icount => "instructions",
-        }
-    }
-
-    /// Extra QEMU options for this clock's boot.
-    pub fn qemu_opts(self) -> Option<&'static str> {
-        match self {
-            Clock::Wall => None,
-            Clock::Icount => Some("-icount shift=0,sleep=off"),
-        }
-    }
-}
 
 /// How an overhead run measures.
 #[derive(Debug, Clone, PartialEq)]
@@ -144,29 +110,6 @@ pub fn guest_command(agent: &Path, tracer: &Path, bench: &Path, out: &str, s: &S
         c.push_str(" --bpf-stats");
     }
     c
-}
-
-/// A cost figure with its 95 % confidence interval: the median over the
-/// rounds of each round's mean cost per unlink (see [`estimate`]).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Estimate {
-    pub median: f64,
-    pub lo: f64,
-    pub hi: f64,
-    /// Samples pooled.
-    pub n: usize,
-}
-
-impl Estimate {
-    /// `self - base`, with the interval's widest ends (conservative).
-    pub fn minus(&self, base: &Estimate) -> Estimate {
-        Estimate {
-            median: self.median - base.median,
-            lo: self.lo - base.hi,
-            hi: self.hi - base.lo,
-            n: self.n.min(base.n),
-        }
-    }
 }
 
 /// One round of one bench: criterion's samples, each a number of
@@ -263,38 +206,6 @@ fn check_samples(s: RoundSamples) -> Result<RoundSamples> {
     Ok(s)
 }
 
-/// One bench's figures in one mode.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct BenchFigures {
-    /// Cost per unlink (create + unlink for `create_unlink`).
-    pub cost: Estimate,
-    /// Cost minus the baseline's (None for the baseline itself).
-    pub overhead: Option<Estimate>,
-}
-
-/// One mode's figures on one clock.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ModeFigures {
-    pub mode: String,
-    pub status: Status,
-    pub detail: String,
-    /// Per bench (see [`BENCHES`]).
-    pub benches: BTreeMap<String, BenchFigures>,
-    /// Calls the bench measured, all rounds and benches.
-    pub measured_calls: u64,
-    /// Calls the probe reported (events, lines), where it has output.
-    pub probe_calls: Option<u64>,
-    pub probe_dropped: Option<u64>,
-    /// The BPF programs' own cost per call, from the kernel's BPF run
-    /// statistics (`--bpf-stats` only): the sum over the mode's programs of
-    /// run time / runs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bpf_per_call: Option<f64>,
-    /// Guest seconds, all rounds, the probe's output kept coming after the
-    /// bench ended: consumer work deferred past the measurement.
-    pub drain_s: f64,
-}
-
 /// Per call, the sum over programs of their run time / runs (pure).
 pub fn bpf_per_call(rounds: &[&OverheadRound]) -> Option<f64> {
     let mut per_prog: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
@@ -311,74 +222,6 @@ pub fn bpf_per_call(rounds: &[&OverheadRound]) -> Option<f64> {
         .map(|(t, cnt)| *t as f64 / *cnt as f64)
         .collect();
     (!costs.is_empty()).then(|| costs.iter().sum())
-}
-
-/// One clock's boot of a cell.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ClockFigures {
-    pub clock: Clock,
-    pub unit: String,
-    /// How the guest ran (icount boots are always TCG).
-    pub accel: Option<crate::vm::boot::Accel>,
-    pub rounds: u32,
-    /// The function the probes were attached to.
-    pub symbol: Option<String>,
-    pub boot_s: Option<f64>,
-    pub run_s: Option<f64>,
-    pub modes: Vec<ModeFigures>,
-    /// Tracer overhead / empty-pair overhead, per bench.
-    pub tracer_to_empty_pair: BTreeMap<String, f64>,
-    /// Tracer overhead / bpftrace overhead, per bench.
-    pub tracer_to_bpftrace: BTreeMap<String, f64>,
-    pub error: Option<String>,
-}
-
-impl ClockFigures {
-    pub fn new(clock: Clock, rounds: u32) -> Self {
-        ClockFigures {
-            clock,
-            unit: clock.unit().into(),
-            accel: None,
-            rounds,
-            symbol: None,
-            boot_s: None,
-            run_s: None,
-            modes: Vec::new(),
-            tracer_to_empty_pair: BTreeMap::new(),
-            tracer_to_bpftrace: BTreeMap::new(),
-            error: None,
-        }
-    }
-
-    pub fn mode(&self, mode: &str) -> Option<&ModeFigures> {
-        self.modes.iter().find(|m| m.mode == mode)
-    }
-
-    /// The overhead of `mode` on `bench`, if it was measured.
-    pub fn overhead(&self, mode: &str, bench: &str) -> Option<f64> {
-        self.mode(mode)?
-            .benches
-            .get(bench)?
-            .overhead
-            .map(|e| e.median)
-    }
-
-    /// Whether every mode passed (or is an expected limitation).
-    pub fn is_ok(&self) -> bool {
-        self.error.is_none() && self.modes.iter().all(|m| m.status.is_ok())
-    }
-}
-
-/// A cell's overhead figures, one entry per clock.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct CellOverhead {
-    pub clocks: Vec<ClockFigures>,
-}
-
-impl CellOverhead {
-    pub fn clock(&self, clock: Clock) -> Option<&ClockFigures> {
-        self.clocks.iter().find(|c| c.clock == clock)
-    }
 }
 
 /// Turns an agent's overhead run (`out/overhead-run.json` and criterion's
@@ -470,8 +313,8 @@ impl ClockFigures {
 /// arch) measured by more than one run gets the modes of all of them,
 /// clock by clock ([`ClockFigures::merge`]); it passes only if it passed in
 /// every run.
-pub fn merge_runs(runs: Vec<Vec<crate::engine::CellResult>>) -> Vec<crate::engine::CellResult> {
-    let mut out: Vec<crate::engine::CellResult> = Vec::new();
+pub fn merge_runs(runs: Vec<Vec<CellResult>>) -> Vec<CellResult> {
+    let mut out: Vec<CellResult> = Vec::new();
     for cell in runs.into_iter().flatten() {
         let Some(have) = out
             .iter_mut()
@@ -847,8 +690,7 @@ mod tests {
 
     #[test]
     fn runs_of_different_modes_merge_into_one_cell() {
-        use crate::engine::test_cell;
-        use crate::kernels::manifest::Arch;
+        use crate::model::{test_cell, Arch};
         let run = |clock: ClockFigures, status| {
             let mut c = test_cell("sid", Arch::X86_64, status);
             c.overhead = Some(CellOverhead {

@@ -5,9 +5,9 @@
 use anyhow::Result;
 use plotters::prelude::*;
 
-use crate::engine::CellResult;
-use crate::kernels::manifest::Arch;
-use crate::overhead::{Clock, MODES};
+use crate::model::figures::Clock;
+use crate::model::{Arch, CellResult};
+use crate::overhead::MODES;
 
 /// One bar: a kernel, a mode, an overhead.
 #[derive(Debug, Clone, PartialEq)]

@@ -9,8 +9,7 @@ use anyhow::{Context, Result};
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 use serde::Serialize;
 
-use crate::engine::{CellResult, Status};
-use crate::kernels::manifest::Arch;
+use crate::model::{Arch, CellResult, ScenarioResult, Status};
 
 #[derive(Debug, Serialize)]
 struct MatrixJson<'a> {
@@ -102,7 +101,7 @@ pub fn summary_md(cells: &[CellResult], accel_reason: &str, wall_s: f64) -> Stri
         ));
     }
     s.push_str(&gate_table(cells));
-    let limited: Vec<(&CellResult, &crate::engine::ScenarioResult)> = cells
+    let limited: Vec<(&CellResult, &ScenarioResult)> = cells
         .iter()
         .flat_map(|c| c.scenarios.iter().map(move |sc| (c, sc)))
         .filter(|(_, sc)| sc.status == Status::ExpectedLimitation)
@@ -282,7 +281,6 @@ pub fn write(dir: &Path, cells: &[CellResult], accel_reason: &str, wall_s: f64) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::ScenarioResult;
 
     fn cell(alias: &str, arch: Arch, status: Status, scenarios: &[(&str, Status)]) -> CellResult {
         CellResult {
@@ -294,7 +292,7 @@ mod tests {
                     detail: format!("{n} detail <&>"),
                 })
                 .collect(),
-            ..crate::engine::test_cell(alias, arch, status)
+            ..crate::model::test_cell(alias, arch, status)
         }
     }
 

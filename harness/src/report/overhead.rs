@@ -8,10 +8,9 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{CellResult, Status};
-use crate::overhead::{
-    self, Baseline, Clock, ClockFigures, Comparison, Settings, BENCHES, EMPTY_PAIR, TRACER_MODE,
-};
+use crate::model::figures::{Clock, ClockFigures};
+use crate::model::{CellResult, Status};
+use crate::overhead::{self, Baseline, Comparison, Settings, BENCHES, EMPTY_PAIR, TRACER_MODE};
 use crate::report::matrix::status_mark;
 
 #[derive(Debug, Serialize)]

@@ -9,19 +9,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::kernels::manifest::Arch;
-
-/// CPU acceleration for QEMU.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Accel {
-    /// KVM when a probe boot proves it works, else TCG.
-    Auto,
-    Kvm,
-    Tcg,
-}
+use crate::model::{Accel, Arch};
 
 /// Everything one guest boot needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,7 +71,7 @@ pub fn vng_args(spec: &BootSpec) -> Vec<String> {
     if spec.accel == Accel::Tcg {
         args.push("--disable-kvm".into());
     }
-    if spec.arch != host_arch() {
+    if spec.arch != Arch::host() {
         args.push("--arch".into());
         args.push(
             match spec.arch {
@@ -112,14 +102,6 @@ pub fn vng_args(spec: &BootSpec) -> Vec<String> {
     args.push("--exec".into());
     args.push(spec.command.clone());
     args
-}
-
-pub fn host_arch() -> Arch {
-    if cfg!(target_arch = "aarch64") {
-        Arch::Arm64
-    } else {
-        Arch::X86_64
-    }
 }
 
 /// A kernel failure recognised in the console log.
@@ -273,7 +255,7 @@ impl Deadlines {
         let per_step = match accel {
             Accel::Kvm => 10,
             _ => 60,
-        } * if arch == host_arch() { 1 } else { 2 };
+        } * if arch == Arch::host() { 1 } else { 2 };
         Deadlines {
             boot: base.boot,
             run: base.run + Duration::from_secs(per_step * u64::from(steps)),
@@ -296,7 +278,7 @@ impl Deadlines {
             Accel::Kvm => (60, 180),
             _ => (180, 420),
         };
-        let factor = if arch == host_arch() { 1 } else { 2 };
+        let factor = if arch == Arch::host() { 1 } else { 2 };
         Deadlines {
             boot: Duration::from_secs(boot * factor),
             run: Duration::from_secs(run * factor),

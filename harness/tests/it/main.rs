@@ -253,7 +253,7 @@ fn a_users_own_kernel_image_is_a_cell() {
     let entry = lock
         .get(
             "trixie",
-            harness::vm::boot::host_arch(),
+            harness::model::Arch::host(),
             harness::kernels::lock::GENERIC,
         )
         .expect("trixie is locked for the host arch");
@@ -425,7 +425,7 @@ fn the_workflow_lints_clean_and_matches_the_manifest() {
         );
         assert_eq!(
             list("arch"),
-            harness::kernels::manifest::Arch::ALL.map(|a| a.name()),
+            harness::model::Arch::ALL.map(|a| a.name()),
             "ci.yml {job} arches vs the harness's"
         );
     }
