@@ -17,6 +17,7 @@ pub mod images;
 pub mod kernels;
 pub mod model;
 pub mod overhead;
+pub mod paths;
 pub mod process;
 pub mod report;
 pub mod vm;

@@ -254,7 +254,7 @@ fn note(msg: &str) {
 }
 
 fn setup_cmd() -> Result<()> {
-    let cache = kernel::cache_root();
+    let cache = harness::paths::cache_root();
     setup::ensure(&cache, &Arch::ALL, &note)?;
     note(&format!("host ready (cache {})", cache.display()));
     Ok(())
@@ -262,7 +262,7 @@ fn setup_cmd() -> Result<()> {
 
 fn doctor_cmd() -> Result<ExitCode> {
     use harness::host::doctor::Level;
-    let cache = kernel::cache_root();
+    let cache = harness::paths::cache_root();
     let findings = harness::host::doctor::run(&cache, &note);
     let width = findings.iter().map(|f| f.what.len()).max().unwrap_or(0);
     let mut missing = 0;
@@ -297,7 +297,7 @@ fn doctor_cmd() -> Result<ExitCode> {
 
 fn clean_cmd(all: bool) -> Result<ExitCode> {
     use harness::cache;
-    let dir = kernel::cache_root();
+    let dir = harness::paths::cache_root();
     let before = cache::size_of(&dir);
     if all {
         if dir.exists() {
@@ -307,7 +307,7 @@ fn clean_cmd(all: bool) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let lock = LockFile::load(&LockFile::default_path())?;
-    let removed = cache::prune(&dir, &lock)?;
+    let removed = cache::prune(&dir, &lock.kept())?;
     for (path, bytes) in &removed {
         println!("removed {} ({})", path.display(), cache::human(*bytes));
     }
@@ -326,7 +326,7 @@ fn clean_cmd(all: bool) -> Result<ExitCode> {
 fn test_cmd(args: &[String]) -> Result<ExitCode> {
     setup_cmd()?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let root = harness::kernels::manifest::repo_root();
+    let root = harness::paths::repo_root();
     // The workspace lints are invariants (engine code never prints): clippy
     // is part of the tests.
     let has_clippy = std::process::Command::new(&cargo)
@@ -491,7 +491,7 @@ fn lock_cmd(args: LockArgs) -> Result<ExitCode> {
         Ok(x) => x,
         Err(msg) => return Ok(usage_error(msg)),
     };
-    let cache = kernel::cache_root();
+    let cache = harness::paths::cache_root();
     let path = LockFile::default_path();
     let outcomes = lock_selection(&cache, &kernels, &arches, &args.select, args.update)?;
     for o in &outcomes {
@@ -598,7 +598,7 @@ fn overhead_cmd(args: OverheadArgs) -> Result<ExitCode> {
     } else {
         merged_runs(&args.from)?
     };
-    let baseline_path = harness::kernels::manifest::repo_root().join(&args.baseline);
+    let baseline_path = harness::paths::repo_root().join(&args.baseline);
     let baseline = overhead_report::load_baseline(&baseline_path)?;
     let comparisons = overhead_report::compare_overheads(&ran.results, &baseline, args.fail_above);
     let report = overhead_report::OverheadReport {
@@ -661,11 +661,11 @@ fn annotate(results: &[CellResult]) {
 
 /// Keeps the cache within its limit: what the lock does not name goes.
 fn keep_cache_in_bounds() -> Result<()> {
-    let cache = kernel::cache_root();
+    let cache = harness::paths::cache_root();
     let size = harness::cache::size_of(&cache);
     if size > harness::cache::max_bytes() {
         let lock = LockFile::load(&LockFile::default_path())?;
-        let freed: u64 = harness::cache::prune(&cache, &lock)?
+        let freed: u64 = harness::cache::prune(&cache, &lock.kept())?
             .iter()
             .map(|(_, b)| b)
             .sum();
@@ -702,7 +702,7 @@ fn run_engine(
         arches = vec![Arch::host()];
     }
     let started = Instant::now();
-    let cache = kernel::cache_root();
+    let cache = harness::paths::cache_root();
     setup::ensure(&cache, &arches, &note)?;
     let vng = setup::vng_path(&cache);
 

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::kernels::lock::LockFile;
+pub mod entry;
 
 /// The cache size above which `harness matrix` prunes what the lock file
 /// does not name: `$UNLINK_HARNESS_CACHE_MAX_GIB`, default 20 GiB (the full
@@ -66,31 +66,20 @@ pub fn human(bytes: u64) -> String {
     }
 }
 
-/// The cache names a lock file keeps: extracted-kernel dirs
-/// (`<package>_<version>_<arch>`) and `.deb` file names.
-pub fn kept_names(lock: &LockFile) -> (Vec<String>, Vec<String>) {
-    let mut kernels = Vec::new();
-    let mut debs = Vec::new();
-    for e in &lock.entries {
-        if let Some(m) = e.main_package() {
-            kernels.push(format!("{}_{}_{}", m.package, m.version, m.architecture));
-        }
-        for p in &e.packages {
-            debs.push(p.info().deb_file_name());
-        }
-    }
-    (kernels, debs)
+/// The cache names a lock file keeps (`LockFile::kept`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Kept {
+    /// Extracted-kernel dirs (`<package>_<version>_<arch>`).
+    pub kernels: Vec<String>,
+    /// `.deb` file names.
+    pub debs: Vec<String>,
 }
 
 /// What pruning would remove (pure over the listing): kernel dirs (and
 /// their `.lock` files) and kernel `.deb`s the lock does not name. Other
 /// `.deb`s (guest-root packages) are kept.
-pub fn prune_plan(
-    lock: &LockFile,
-    kernel_entries: &[String],
-    deb_entries: &[String],
-) -> Vec<String> {
-    let (kernels, debs) = kept_names(lock);
+pub fn prune_plan(kept: &Kept, kernel_entries: &[String], deb_entries: &[String]) -> Vec<String> {
+    let Kept { kernels, debs } = kept;
     let mut out = Vec::new();
     for k in kernel_entries {
         let base = k.strip_suffix(".lock").unwrap_or(k);
@@ -125,9 +114,9 @@ fn names(dir: &Path) -> Vec<String> {
 }
 
 /// Removes what the lock does not name; returns (path, bytes) removed.
-pub fn prune(cache: &Path, lock: &LockFile) -> Result<Vec<(PathBuf, u64)>> {
+pub fn prune(cache: &Path, kept: &Kept) -> Result<Vec<(PathBuf, u64)>> {
     let plan = prune_plan(
-        lock,
+        kept,
         &names(&cache.join("kernels")),
         &names(&cache.join("debs")),
     );
@@ -149,41 +138,16 @@ pub fn prune(cache: &Path, lock: &LockFile) -> Result<Vec<(PathBuf, u64)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::lock::{LockEntry, LockedPackage, GENERIC};
-    use crate::model::Arch;
-
-    fn lock() -> LockFile {
-        LockFile {
-            entries: vec![LockEntry {
-                alias: "sid".into(),
-                arch: Arch::X86_64,
-                flavour: GENERIC.into(),
-                suite: "sid".into(),
-                meta: "linux-image-amd64".into(),
-                packages: vec![
-                    LockedPackage {
-                        package: "linux-image-7.2-amd64".into(),
-                        version: "7.2-1".into(),
-                        architecture: "amd64".into(),
-                        sha256: "00".into(),
-                        size: 1,
-                        filename: "pool/x.deb".into(),
-                    },
-                    LockedPackage {
-                        package: "linux-binary-7.2-amd64".into(),
-                        version: "7.2-1".into(),
-                        architecture: "amd64".into(),
-                        sha256: "00".into(),
-                        size: 1,
-                        filename: "pool/y.deb".into(),
-                    },
-                ],
-            }],
-        }
-    }
 
     #[test]
     fn prunes_only_what_the_lock_does_not_name() {
+        let kept = Kept {
+            kernels: vec!["linux-image-7.2-amd64_7.2-1_amd64".into()],
+            debs: vec![
+                "linux-image-7.2-amd64_7.2-1_amd64.deb".into(),
+                "linux-binary-7.2-amd64_7.2-1_amd64.deb".into(),
+            ],
+        };
         let kernels = [
             "linux-image-7.2-amd64_7.2-1_amd64".to_string(),
             "linux-image-7.2-amd64_7.2-1_amd64.lock".to_string(),
@@ -197,7 +161,7 @@ mod tests {
             "libc6_2.36-9_arm64.deb".to_string(),
         ];
         assert_eq!(
-            prune_plan(&lock(), &kernels, &debs),
+            prune_plan(&kept, &kernels, &debs),
             [
                 "kernels/linux-image-7.1-amd64_7.1-1_amd64",
                 "kernels/linux-image-7.1-amd64_7.1-1_amd64.lock",

@@ -15,6 +15,7 @@ use crate::gate;
 use crate::gate::console;
 use crate::images::image::GuestBinaries;
 use crate::images::rootfs::{self, GuestRoot};
+use crate::kernels::facts;
 use crate::kernels::kernel::{self, KernelImage};
 use crate::kernels::lock::LockEntry;
 use crate::kernels::manifest::KnownSplat;
@@ -606,7 +607,7 @@ fn boot_and_measure(c: &CellRun, settings: &overhead::Settings, r: &mut CellResu
                 boot_s: f.boot_s,
                 run_s: f.run_s,
                 error: booted.err().map(|e| format!("{e:#}")),
-                ..overhead::figures(&out, clock, gate::fentry_expectation(img))?
+                ..overhead::figures(&out, clock, facts::fentry_expectation(img))?
             };
             Ok(())
         })();

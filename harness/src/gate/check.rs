@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::kernels::manifest::repo_root;
+use crate::paths::repo_root;
 
 /// Where the reviewed snapshots live.
 pub fn snapshot_dir() -> PathBuf {

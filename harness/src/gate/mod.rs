@@ -16,6 +16,9 @@ pub mod normalise;
 pub mod options;
 pub mod text;
 
+use crate::kernels::facts::{
+    fentry_expectation, may_miss_returns, FentryExpectation, DIRECT_CALLS,
+};
 use crate::kernels::kernel::KernelImage;
 use crate::model::{ScenarioResult, Status};
 use check::{PrintkLine, SnapshotCheck};
@@ -156,45 +159,6 @@ fn verdict(name: &str, result: Result<String>) -> ScenarioResult {
             detail: format!("{e:#}"),
         },
     }
-}
-
-/// What the kernel says about fentry/fexit, from its config: BPF
-/// trampolines attach to kernel functions only with ftrace direct calls.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FentryExpectation {
-    Available,
-    Unavailable,
-    /// No config to read (a custom image): fentry must work.
-    Unknown,
-}
-
-pub const DIRECT_CALLS: &str = "CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS";
-
-pub fn fentry_expectation(img: &KernelImage) -> FentryExpectation {
-    match img.config_enabled(DIRECT_CALLS) {
-        Some(true) => FentryExpectation::Available,
-        Some(false) => FentryExpectation::Unavailable,
-        None => FentryExpectation::Unknown,
-    }
-}
-
-/// Whether kretprobes may run out of return instances under contention on
-/// this kernel. Before 6.2 a non-preemptible kernel gave a kretprobe
-/// NR_CPUS instances (2 in these guests); with CONFIG_PREEMPTION, and
-/// from 6.2 on, at least 10. The contention scenario runs 8 threads, so
-/// only the former may miss returns.
-pub fn may_miss_returns(preemption: Option<bool>, release: &str) -> bool {
-    let (major, minor) = release_version(release);
-    preemption == Some(false) && (major, minor) < (6, 2)
-}
-
-/// `6.1.0-50-amd64` → (6, 1); unparsable → (0, 0).
-pub fn release_version(release: &str) -> (u32, u32) {
-    let mut it = release
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse().unwrap_or(0));
-    (it.next().unwrap_or(0), it.next().unwrap_or(0))
 }
 
 /// Judges every scenario of a cell from its results directory `out`.
@@ -771,27 +735,6 @@ pub fn oracle_agrees(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn missed_return_expectations() {
-        let cases = [
-            (Some(false), "5.10.0-32-amd64", true),
-            (Some(false), "6.1.0-50-arm64", true),
-            (Some(true), "6.1.0-50-amd64", false),
-            (Some(false), "6.12.117+deb13-amd64", false),
-            (Some(true), "7.2.13+deb14-amd64", false),
-            (None, "5.10.0-32-amd64", false),
-        ];
-        for (preempt, release, want) in cases {
-            assert_eq!(
-                may_miss_returns(preempt, release),
-                want,
-                "{release} {preempt:?}"
-            );
-        }
-        assert_eq!(release_version("7.3-amd64"), (7, 3));
-        assert_eq!(release_version("x"), (0, 0));
-    }
 
     /// The oracle's calls for a correct trace, and each corruption of a
     /// field it vouches for, named.

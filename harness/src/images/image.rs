@@ -9,8 +9,8 @@ use std::process::Command;
 
 use anyhow::{Context, Result};
 
-use crate::kernels::manifest::repo_root;
 use crate::model::Arch;
+use crate::paths::repo_root;
 
 /// The guest-side binaries for one arch.
 #[derive(Debug, Clone, PartialEq, Eq)]

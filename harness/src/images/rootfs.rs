@@ -20,6 +20,7 @@ use std::process::Command;
 use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::cache::entry;
 use crate::kernels::apt::{self, PackageInfo, PrivateApt};
 use crate::kernels::kernel;
 use crate::model::Arch;
@@ -223,7 +224,7 @@ pub fn root_key(recipe_text: &str, packages: &[PackageInfo]) -> String {
             p.package, p.version, p.architecture, p.sha256
         ));
     }
-    kernel::sha256_hex(text.as_bytes())[..16].to_string()
+    entry::sha256_hex(text.as_bytes())[..16].to_string()
 }
 
 /// The directory name of a root.
@@ -345,14 +346,14 @@ pub fn build(cache: &Path, recipe_path: &Path, progress: &dyn Fn(&str)) -> Resul
         key: key.clone(),
         suite: recipe.suite.clone(),
         arch: recipe.arch,
-        recipe_sha256: kernel::sha256_hex(text.as_bytes()),
+        recipe_sha256: entry::sha256_hex(text.as_bytes()),
         packages,
     };
 
     let roots = cache.join("roots");
     let name = root_dir_name(&recipe, &key);
     let dir = roots.join(&name);
-    let _lock = kernel::lock_entry(&roots.join(format!("{name}.lock")))?;
+    let _lock = entry::lock_entry(&roots.join(format!("{name}.lock")))?;
     let finished = || {
         let root = dir.join("root");
         GuestRoot {
@@ -656,7 +657,7 @@ mod tests {
 
     #[test]
     fn the_committed_recipe_parses() {
-        let path = crate::kernels::manifest::repo_root().join("vm-images/arm64-root.toml");
+        let path = crate::paths::repo_root().join("vm-images/arm64-root.toml");
         let r = Recipe::parse(&std::fs::read_to_string(&path).unwrap()).unwrap();
         assert_eq!(r.arch, Arch::Arm64);
         assert_eq!(r.busybox.as_deref(), Some("bin/busybox"));

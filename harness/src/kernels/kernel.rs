@@ -3,15 +3,14 @@
 //! index's SHA256, extracted into the cache, modules indexed with depmod.
 
 use std::collections::VecDeque;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
+use crate::cache::entry::{lock_entry, sha256_file};
 use crate::kernels::apt::{self, PackageInfo, PrivateApt};
 use crate::kernels::lock::{self, LockEntry, LockedPackage};
 use crate::kernels::manifest::KernelEntry;
@@ -43,18 +42,6 @@ pub struct KernelImage {
     pub config: Option<PathBuf>,
     /// Every package extracted, with the SHA256 it was verified against.
     pub debs: Vec<PackageInfo>,
-}
-
-/// The harness's cache directory (`$XDG_CACHE_HOME/unlink-harness`).
-pub fn cache_root() -> PathBuf {
-    if let Some(dir) = std::env::var_os("UNLINK_HARNESS_CACHE") {
-        return PathBuf::from(dir);
-    }
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(|| PathBuf::from("/var/cache"));
-    base.join("unlink-harness")
 }
 
 /// Kernel packages among a package's dependencies. From 7.x the kernel's
@@ -97,50 +84,8 @@ pub fn resolve(apt: &PrivateApt, meta: &str, arch: Arch) -> Result<Vec<PackageIn
     Ok(out)
 }
 
-pub fn sha256_file(path: &Path) -> Result<String> {
-    let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(hex(&h.finalize()))
-}
-
-/// Lowercase hex SHA256 of bytes.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
-}
-
-fn hex(digest: &[u8]) -> String {
-    digest.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn run(cmd: &mut Command, what: &str) -> Result<String> {
     crate::process::run_checked(cmd, what, 3)
-}
-
-/// An exclusive lock on a cache entry, held until dropped: two harness
-/// processes sharing a cache never extract or update the same entry at once.
-pub struct CacheLock(#[allow(dead_code)] nix::fcntl::Flock<std::fs::File>);
-
-pub fn lock_entry(path: &Path) -> Result<CacheLock> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .with_context(|| format!("opening {}", path.display()))?;
-    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
-        .map(CacheLock)
-        .map_err(|(_, e)| anyhow::anyhow!("locking {}: {e}", path.display()))
 }
 
 /// The private apt setup of a suite, its index refreshed when stale.
@@ -453,21 +398,6 @@ pub fn custom(
     Ok(img)
 }
 
-impl KernelImage {
-    /// Whether the kernel's config sets `option` (`=y`); None when the
-    /// config is unknown.
-    pub fn config_enabled(&self, option: &str) -> Option<bool> {
-        let text = std::fs::read_to_string(self.config.as_ref()?).ok()?;
-        Some(config_has(&text, option))
-    }
-}
-
-/// Whether a kernel config text sets `option=y`.
-pub fn config_has(text: &str, option: &str) -> bool {
-    text.lines()
-        .any(|l| l.strip_prefix(option).is_some_and(|rest| rest == "=y"))
-}
-
 /// Where a built tree keeps its bootable image.
 pub fn custom_tree_image(arch: Arch) -> &'static str {
     match arch {
@@ -579,30 +509,5 @@ mod tests {
         for (name, want) in cases {
             assert_eq!(is_kernel_package(name), want, "{name}");
         }
-    }
-
-    #[test]
-    fn config_options() {
-        let text = "CONFIG_A=y\n# CONFIG_B is not set\nCONFIG_AB=y\nCONFIG_C=m\n";
-        let cases = [
-            ("CONFIG_A", true),
-            ("CONFIG_B", false),
-            ("CONFIG_C", false),
-            ("CONFIG_D", false),
-        ];
-        for (opt, want) in cases {
-            assert_eq!(config_has(text, opt), want, "{opt}");
-        }
-    }
-
-    #[test]
-    fn sha256_of_a_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("x");
-        std::fs::write(&p, b"abc").unwrap();
-        assert_eq!(
-            sha256_file(&p).unwrap(),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
     }
 }

@@ -11,9 +11,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::cache::Kept;
 use crate::kernels::apt::PackageInfo;
-use crate::kernels::manifest::repo_root;
 use crate::model::Arch;
+use crate::paths::repo_root;
 
 /// The flavour name recorded for the default (generic) kernels.
 pub const GENERIC: &str = "generic";
@@ -135,6 +136,22 @@ impl LockFile {
         self.entries
             .iter()
             .find(|e| e.alias == alias && e.arch == arch && e.flavour == flavour)
+    }
+
+    /// The cache names this lock keeps: each entry's extracted-kernel dir
+    /// (`<package>_<version>_<arch>`) and its `.deb` file names.
+    pub fn kept(&self) -> Kept {
+        let mut kept = Kept::default();
+        for e in &self.entries {
+            if let Some(m) = e.main_package() {
+                kept.kernels
+                    .push(format!("{}_{}_{}", m.package, m.version, m.architecture));
+            }
+            for p in &e.packages {
+                kept.debs.push(p.info().deb_file_name());
+            }
+        }
+        kept
     }
 
     /// Inserts or replaces the entry for its alias × arch × flavour; true if it changed.
@@ -299,5 +316,38 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let lock = LockFile::load(&dir.path().join("none.lock")).unwrap();
         assert!(lock.entries.is_empty());
+    }
+
+    #[test]
+    fn the_cache_keeps_what_the_lock_names() {
+        let lock = LockFile {
+            entries: vec![LockEntry {
+                alias: "sid".into(),
+                arch: Arch::X86_64,
+                flavour: GENERIC.into(),
+                suite: "sid".into(),
+                meta: "linux-image-amd64".into(),
+                packages: vec![
+                    LockedPackage {
+                        filename: "pool/x.deb".into(),
+                        ..pkg("linux-image-7.2-amd64", "7.2-1")
+                    },
+                    LockedPackage {
+                        filename: "pool/y.deb".into(),
+                        ..pkg("linux-binary-7.2-amd64", "7.2-1")
+                    },
+                ],
+            }],
+        };
+        assert_eq!(
+            lock.kept(),
+            Kept {
+                kernels: vec!["linux-image-7.2-amd64_7.2-1_amd64".into()],
+                debs: vec![
+                    "linux-image-7.2-amd64_7.2-1_amd64.deb".into(),
+                    "linux-binary-7.2-amd64_7.2-1_amd64.deb".into(),
+                ],
+            }
+        );
     }
 }

@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::model::Arch;
+use crate::paths::repo_root;
 
 /// One suite alias of the matrix.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -99,14 +100,6 @@ impl Manifest {
     pub fn get(&self, alias: &str) -> Option<&KernelEntry> {
         self.kernel.iter().find(|k| k.alias == alias)
     }
-}
-
-/// The workspace root (the harness always runs from a checkout).
-pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."))
 }
 
 #[cfg(test)]

