@@ -124,10 +124,12 @@ pub fn from_proto(symbol: &str, proto: FuncProto) -> Result<Target, TargetError>
 /// Reads the running kernel's BTF and resolves the target.
 pub fn resolve_running(requested: Option<&str>) -> anyhow::Result<Target> {
     use anyhow::Context;
-    let raw = std::fs::read(VMLINUX_BTF).with_context(|| {
-        format!("cannot read {VMLINUX_BTF}: the kernel needs CONFIG_DEBUG_INFO_BTF")
-    })?;
-    let btf = Btf::parse(&raw).with_context(|| format!("parsing {VMLINUX_BTF}"))?;
+    let path = std::path::Path::new(VMLINUX_BTF);
+    anyhow::ensure!(
+        path.exists(),
+        "no {VMLINUX_BTF}: the kernel needs CONFIG_DEBUG_INFO_BTF"
+    );
+    let btf = Btf::from_path(path).context("reading the kernel's BTF")?;
     Ok(resolve(&btf, requested)?)
 }
 
