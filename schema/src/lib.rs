@@ -3,6 +3,11 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod protocol;
+pub mod vocab;
+
+pub use vocab::{OverheadMode, Scenario, TracerMode};
+
 /// The tracer's filename buffer (`FNAME_MAX` in `bpf/unlink.h`): paths of
 /// this many bytes or more reach user space truncated (and flagged).
 pub const FILENAME_BUF: usize = 512;

@@ -1,0 +1,35 @@
+//! How the guest agent and the harness talk: the shared directory's
+//! mount points, the files written into it, the console marker.
+
+/// Where the guest sees its results directory (vng `--rwdir=GUEST=HOST`).
+pub const GUEST_OUT: &str = "/run/unlink-out";
+/// The guest-local tmpfs the workloads run on (never the share).
+pub const WORKDIR: &str = "/run/unlink-work";
+
+/// Every console line of the agent starts with this.
+pub const CONSOLE_MARKER: &str = "UNLINK-GUEST: ";
+/// The agent's first line: the guest is up (the run deadline starts).
+pub const GUEST_START_MARKER: &str = "UNLINK-GUEST: start";
+
+/// File names in a scenario's directory (`OUT/SCENARIO/`), or at the top of
+/// `OUT` where said.
+pub mod files {
+    /// The agent's verdict on the run (`RunOutcome`), written last.
+    pub const RESULT: &str = "result.json";
+    /// The workload's calls (`Vec<Step>`).
+    pub const WORKLOAD: &str = "workload.json";
+    /// The tracer's stdout.
+    pub const TRACE: &str = "trace.out";
+    /// The tracer's stderr (its last line is the summary).
+    pub const TRACER_ERR: &str = "tracer.err";
+    /// The tracefs oracle's trace.
+    pub const ORACLE: &str = "oracle.txt";
+    /// The tracer's ready file (written once attached).
+    pub const READY: &str = "ready";
+    /// Written by the harness beside the run: its normalised trace.
+    pub const NORMALISED: &str = "normalised.txt";
+    /// At the top of OUT: the agent ran every scenario.
+    pub const DONE: &str = "done";
+    /// At the top of OUT: an overhead run's rounds (`OverheadRun`).
+    pub const OVERHEAD_RUN: &str = "overhead-run.json";
+}

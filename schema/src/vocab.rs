@@ -1,0 +1,146 @@
+//! The shared vocabulary: scenarios, probe modes. One type each, used by
+//! the tracer, the guest agent and the harness alike; each knows its own
+//! name on the command line and in files.
+
+use serde::{Deserialize, Serialize};
+
+/// Defines an enum whose variants each have one name (their CLI and file
+/// spelling), with `ALL`, `name()`, `parse()`, `Display` and serde as
+/// that name.
+macro_rules! named {
+    ($(#[$m:meta])* $vis:vis enum $T:ident { $($(#[$vm:meta])* $V:ident = $n:literal,)* }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        $vis enum $T { $($(#[$vm])* #[serde(rename = $n)] $V,)* }
+
+        impl $T {
+            /// Every value, in order.
+            pub const ALL: &'static [$T] = &[$($T::$V),*];
+
+            /// Its name on the command line and in files.
+            pub fn name(self) -> &'static str {
+                match self { $($T::$V => $n,)* }
+            }
+
+            /// The value of a name; Err lists the valid names.
+            pub fn parse(s: &str) -> Result<Self, String> {
+                match s {
+                    $($n => Ok($T::$V),)*
+                    _ => Err(format!(
+                        "unknown {} `{s}`; valid: {}",
+                        stringify!($T),
+                        Self::ALL.iter().map(|v| v.name()).collect::<Vec<_>>().join(", ")
+                    )),
+                }
+            }
+        }
+
+        impl std::fmt::Display for $T {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+
+        impl std::str::FromStr for $T {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                Self::parse(s)
+            }
+        }
+    };
+}
+
+named! {
+    /// How the tracer probes the unlink path (`unlink-tracer --mode`).
+    pub enum TracerMode {
+        /// kprobe + kretprobe: an entry and a return record per call through
+        /// a ring buffer, joined per thread in user space.
+        Kprobe = "kprobe",
+        /// fentry + fexit (BPF trampolines), same records.
+        Fentry = "fentry",
+        /// The tutorial: bpf_printk lines in trace_pipe.
+        Printk = "printk",
+        /// An empty kprobe: the cost of the entry mechanism alone (overhead runs).
+        EmptyKprobe = "empty-kprobe",
+        /// An empty kretprobe: the cost of the return mechanism alone.
+        EmptyKretprobe = "empty-kretprobe",
+        /// An empty kprobe + kretprobe pair.
+        EmptyPair = "empty-pair",
+    }
+}
+
+impl TracerMode {
+    /// Whether the mode produces output (the empty modes do not).
+    pub fn has_output(self) -> bool {
+        matches!(
+            self,
+            TracerMode::Kprobe | TracerMode::Fentry | TracerMode::Printk
+        )
+    }
+}
+
+named! {
+    /// A scenario of the gate: the guest agent runs its workload with the
+    /// tracer, the harness judges what it wrote.
+    pub enum Scenario {
+        Tutorial = "tutorial",
+        Errors = "errors",
+        Names = "names",
+        Printk = "printk",
+        Fentry = "fentry",
+        Storm = "storm",
+        Contention = "contention",
+        Options = "options",
+    }
+}
+
+impl Scenario {
+    /// The scenarios whose normalised trace is a reviewed snapshot.
+    pub const SNAPSHOTTED: &'static [Scenario] =
+        &[Scenario::Tutorial, Scenario::Errors, Scenario::Names];
+}
+
+named! {
+    /// What is attached to the unlink path in an overhead round.
+    pub enum OverheadMode {
+        /// Nothing.
+        Baseline = "baseline",
+        EmptyKprobe = "empty-kprobe",
+        EmptyKretprobe = "empty-kretprobe",
+        EmptyPair = "empty-pair",
+        /// The tracer, counting without printing.
+        Kprobe = "kprobe",
+        /// The tracer printing every event as JSON.
+        KprobeJson = "kprobe-json",
+        Fentry = "fentry",
+        /// The tutorial as written.
+        Printk = "printk",
+        /// Debian's bpftrace running the tutorial as a one-liner.
+        Bpftrace = "bpftrace",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_errors_list_the_valid_ones() {
+        for m in TracerMode::ALL {
+            assert_eq!(TracerMode::parse(m.name()), Ok(*m));
+            assert_eq!(serde_json::to_string(m).ok(), Some(format!("\"{m}\"")));
+        }
+        for s in Scenario::ALL {
+            assert_eq!(s.name().parse::<Scenario>(), Ok(*s));
+        }
+        for o in OverheadMode::ALL {
+            assert_eq!(OverheadMode::parse(o.name()), Ok(*o));
+        }
+        let e = TracerMode::parse("nope").unwrap_err();
+        assert_eq!(
+            e,
+            "unknown TracerMode `nope`; valid: kprobe, fentry, printk, empty-kprobe, empty-kretprobe, empty-pair"
+        );
+        assert_eq!(Scenario::ALL.len(), 8);
+    }
+}
