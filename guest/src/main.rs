@@ -34,7 +34,8 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use unlink_schema::{RunOutcome, Step};
+use unlink_schema::protocol::{files, CONSOLE_MARKER, GUEST_START_MARKER, WORKDIR};
+use unlink_schema::{RunOutcome, Scenario, Step, TracerMode};
 
 #[derive(Debug, Parser)]
 #[command(name = "unlink-guest")]
@@ -69,7 +70,7 @@ struct RunArgs {
     out: PathBuf,
     /// Scenarios in the order to run them (see SCENARIOS).
     #[arg(long = "scenario", required = true, value_parser = parse_scenario)]
-    scenarios: Vec<&'static Scenario>,
+    scenarios: Vec<&'static Spec>,
     /// Seconds to wait for the tracer to attach.
     #[arg(long, default_value_t = 120)]
     attach_timeout: u64,
@@ -97,83 +98,79 @@ enum Work {
     Options,
 }
 
+/// How the agent runs one scenario of the shared vocabulary.
 #[derive(Debug)]
-struct Scenario {
-    name: &'static str,
-    mode: &'static str,
+struct Spec {
+    scenario: Scenario,
+    mode: TracerMode,
     work: Work,
     oracle: bool,
 }
 
-const SCENARIOS: &[Scenario] = &[
-    Scenario {
-        name: "tutorial",
-        mode: "kprobe",
+const SPECS: &[Spec] = &[
+    Spec {
+        scenario: Scenario::Tutorial,
+        mode: TracerMode::Kprobe,
         work: Work::Tutorial,
         oracle: true,
     },
-    Scenario {
-        name: "errors",
-        mode: "kprobe",
+    Spec {
+        scenario: Scenario::Errors,
+        mode: TracerMode::Kprobe,
         work: Work::Errors,
         oracle: true,
     },
-    Scenario {
-        name: "names",
-        mode: "kprobe",
+    Spec {
+        scenario: Scenario::Names,
+        mode: TracerMode::Kprobe,
         work: Work::Names,
         oracle: false,
     },
-    Scenario {
-        name: "printk",
-        mode: "printk",
+    Spec {
+        scenario: Scenario::Printk,
+        mode: TracerMode::Printk,
         work: Work::Tutorial,
         oracle: false,
     },
-    Scenario {
-        name: "fentry",
-        mode: "fentry",
+    Spec {
+        scenario: Scenario::Fentry,
+        mode: TracerMode::Fentry,
         work: Work::TutorialErrors,
         oracle: false,
     },
-    Scenario {
-        name: "storm",
-        mode: "kprobe",
+    Spec {
+        scenario: Scenario::Storm,
+        mode: TracerMode::Kprobe,
         work: Work::Storm,
         oracle: false,
     },
-    Scenario {
-        name: "contention",
-        mode: "kprobe",
+    Spec {
+        scenario: Scenario::Contention,
+        mode: TracerMode::Kprobe,
         work: Work::Contention,
         oracle: false,
     },
-    Scenario {
-        name: "options",
-        mode: "kprobe",
+    Spec {
+        scenario: Scenario::Options,
+        mode: TracerMode::Kprobe,
         work: Work::Options,
         oracle: false,
     },
 ];
 
-fn parse_scenario(s: &str) -> Result<&'static Scenario, String> {
-    SCENARIOS.iter().find(|sc| sc.name == s).ok_or_else(|| {
-        format!(
-            "unknown scenario `{s}`; known: {}",
-            SCENARIOS
-                .iter()
-                .map(|s| s.name)
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    })
+/// The agent's way of running a scenario (every scenario has one: a test
+/// checks).
+fn spec(s: Scenario) -> Option<&'static Spec> {
+    SPECS.iter().find(|sp| sp.scenario == s)
+}
+
+fn parse_scenario(s: &str) -> Result<&'static Spec, String> {
+    let scenario = Scenario::parse(s)?;
+    spec(scenario).ok_or_else(|| format!("the agent cannot run scenario `{scenario}`"))
 }
 
 /// The storm's ring buffer, in KiB: about a hundred calls.
 const STORM_RINGBUF_KIB: &str = "64";
-
-/// Where the workloads run: a fresh tmpfs, never the shared directory.
-const WORKDIR: &str = "/run/unlink-work";
 
 fn main() {
     let cli = Cli::parse();
@@ -193,11 +190,11 @@ fn main() {
         Cmd::Run(args) => run_all(&args),
         Cmd::Overhead(args) => {
             let release = release();
-            println!("UNLINK-GUEST: start {release}");
+            println!("{GUEST_START_MARKER} {release}");
             let ok = match prepare_workdir() {
                 Ok(()) => overhead::run(&args, &release, Path::new(WORKDIR)),
                 Err(e) => {
-                    println!("UNLINK-GUEST: overhead FAIL {e:#}");
+                    println!("{CONSOLE_MARKER}overhead FAIL {e:#}");
                     false
                 }
             };
@@ -217,20 +214,20 @@ fn release() -> String {
 fn run_all(args: &RunArgs) {
     let release = release();
     // The host starts its run deadline at this line (its boot deadline ends).
-    println!("UNLINK-GUEST: start {release}");
+    println!("{GUEST_START_MARKER} {release}");
     let prepared = prepare_workdir();
     // Which function the kernel can probe, as tracefs says: the gate holds
     // the tracer's `symbol` against it.
     let kernel_symbol = oracle::symbol().ok();
     let mut all_ok = true;
     for sc in &args.scenarios {
-        let out = args.out.join(sc.name);
+        let out = args.out.join(sc.scenario.name());
         let mut outcome = RunOutcome {
             ok: false,
             error: None,
             kernel_release: release.clone(),
-            scenario: sc.name.to_string(),
-            mode: sc.mode.to_string(),
+            scenario: sc.scenario.name().to_string(),
+            mode: sc.mode.name().to_string(),
             attach_s: 0.0,
             workload_s: 0.0,
             total_s: 0.0,
@@ -254,25 +251,27 @@ fn run_all(args: &RunArgs) {
         outcome.total_s = began.elapsed().as_secs_f64();
         let written = serde_json::to_vec_pretty(&outcome)
             .map_err(anyhow::Error::from)
-            .and_then(|b| fs::write(out.join("result.json"), b).map_err(Into::into));
+            .and_then(|b| fs::write(out.join(files::RESULT), b).map_err(Into::into));
         // One marker line per run on the console, for the host's log reader.
         match (&outcome.error, written) {
-            (None, Ok(())) => println!("UNLINK-GUEST: {} OK", sc.name),
-            (Some(e), _) => println!("UNLINK-GUEST: {} FAIL {e}", sc.name),
-            (None, Err(e)) => {
-                println!("UNLINK-GUEST: {} FAIL writing result.json: {e:#}", sc.name)
-            }
+            (None, Ok(())) => println!("{CONSOLE_MARKER}{} OK", sc.scenario),
+            (Some(e), _) => println!("{CONSOLE_MARKER}{} FAIL {e}", sc.scenario),
+            (None, Err(e)) => println!(
+                "{CONSOLE_MARKER}{} FAIL writing {}: {e:#}",
+                sc.scenario,
+                files::RESULT
+            ),
         }
         all_ok &= outcome.ok;
     }
     let _ = fs::write(
-        args.out.join("done"),
+        args.out.join(files::DONE),
         if all_ok { "ok\n" } else { "fail\n" },
     );
 }
 
-fn run(args: &RunArgs, sc: &Scenario, out_dir: &Path, outcome: &mut RunOutcome) -> Result<()> {
-    let work = Path::new(WORKDIR).join(sc.name);
+fn run(args: &RunArgs, sc: &Spec, out_dir: &Path, outcome: &mut RunOutcome) -> Result<()> {
+    let work = Path::new(WORKDIR).join(sc.scenario.name());
     fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
     std::env::set_current_dir(&work).with_context(|| format!("entering {}", work.display()))?;
     if sc.work == Work::Contention {
@@ -286,29 +285,31 @@ fn run(args: &RunArgs, sc: &Scenario, out_dir: &Path, outcome: &mut RunOutcome) 
             outcome,
         )?;
         fs::write(
-            out_dir.join("workload.json"),
+            out_dir.join(files::WORKLOAD),
             serde_json::to_vec_pretty(&steps)?,
         )
-        .context("writing workload.json")?;
+        .context("writing the workload's calls")?;
         return Ok(());
     }
     let counting = matches!(sc.work, Work::Storm | Work::Contention);
 
     // Removed before the oracle starts: the agent's own unlink of it is no
     // part of any workload.
-    let ready = out_dir.join("ready");
+    let ready = out_dir.join(files::READY);
     let _ = fs::remove_file(&ready);
     let oracle = if sc.oracle {
         Some(oracle::Oracle::start(&oracle::symbol()?)?)
     } else {
         None
     };
-    let stderr = File::create(out_dir.join("tracer.err")).context("creating tracer.err")?;
-    let stdout = File::create(out_dir.join("trace.out")).context("creating trace.out")?;
+    let stderr =
+        File::create(out_dir.join(files::TRACER_ERR)).context("creating the tracer's stderr")?;
+    let stdout =
+        File::create(out_dir.join(files::TRACE)).context("creating the tracer's stdout")?;
     let start = Instant::now();
     let mut tracer = Command::new(&args.tracer);
     tracer
-        .args(["--json", "--mode", sc.mode, "--ready-file"])
+        .args(["--json", "--mode", sc.mode.name(), "--ready-file"])
         .arg(&ready);
     if counting {
         // Only this process, counted but not printed: the kernel-side
@@ -373,15 +374,16 @@ fn run(args: &RunArgs, sc: &Scenario, out_dir: &Path, outcome: &mut RunOutcome) 
     let code = stop(&mut tracer)?;
     outcome.tracer_exit_code = code;
     if let Some(o) = oracle {
-        fs::write(out_dir.join("oracle.txt"), o.finish()?).context("writing oracle.txt")?;
+        fs::write(out_dir.join(files::ORACLE), o.finish()?)
+            .context("writing the oracle's trace")?;
         outcome.oracle = true;
     }
     let steps = steps?;
     fs::write(
-        out_dir.join("workload.json"),
+        out_dir.join(files::WORKLOAD),
         serde_json::to_vec_pretty(&steps)?,
     )
-    .context("writing workload.json")?;
+    .context("writing the workload's calls")?;
     if code != Some(0) {
         bail!("the tracer exited with {code:?}; see tracer.err");
     }
@@ -429,9 +431,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn scenarios_by_name() {
-        assert_eq!(parse_scenario("storm").map(|s| s.mode), Ok("kprobe"));
-        assert_eq!(parse_scenario("fentry").map(|s| s.mode), Ok("fentry"));
+    fn every_scenario_has_a_spec() {
+        for s in Scenario::ALL {
+            assert_eq!(parse_scenario(s.name()).map(|sp| sp.scenario), Ok(*s));
+        }
+        assert_eq!(
+            parse_scenario("storm").map(|s| s.mode),
+            Ok(TracerMode::Kprobe)
+        );
+        assert_eq!(
+            parse_scenario("fentry").map(|s| s.mode),
+            Ok(TracerMode::Fentry)
+        );
         let e = parse_scenario("nope").unwrap_err();
         assert!(
             e.contains("tutorial, errors, names, printk, fentry, storm, contention, options"),

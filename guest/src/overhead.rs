@@ -12,6 +12,7 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use unlink_schema::protocol::{files, CONSOLE_MARKER};
 use unlink_schema::{OverheadRound, OverheadRun, Summary, TargetInfo};
 
 const BPF_STATS_SYSCTL: &str = "/proc/sys/kernel/bpf_stats_enabled";
@@ -23,25 +24,24 @@ const BPF_STATS_SYSCTL: &str = "/proc/sys/kernel/bpf_stats_enabled";
 const BPFTRACE_PERF_PAGES: &str = "2048";
 const TRACE_BUFFER_KIB: &str = "8192";
 
-/// Every mode, in report order.
-pub use unlink_schema::OVERHEAD_MODES as MODES;
+use unlink_schema::OverheadMode as M;
 
 /// The tracer's command line for a mode (pure): `kprobe` and `fentry`
 /// deliver every event to user space, which decodes and counts it
 /// (`--quiet`); `kprobe-json` prints each as a JSON line, as a user
 /// logging the output would.
-pub fn tracer_args(mode: &str) -> Vec<&str> {
+pub fn tracer_args(mode: M) -> Vec<&'static str> {
     match mode {
-        "kprobe-json" => vec!["--json", "--mode", "kprobe"],
-        "kprobe" | "fentry" => vec!["--json", "--quiet", "--mode", mode],
-        "printk" => vec![
+        M::KprobeJson => vec!["--json", "--mode", "kprobe"],
+        M::Kprobe | M::Fentry => vec!["--json", "--quiet", "--mode", mode.name()],
+        M::Printk => vec![
             "--json",
             "--mode",
             "printk",
             "--trace-buffer-kib",
             TRACE_BUFFER_KIB,
         ],
-        other => vec!["--json", "--mode", other],
+        other => vec!["--json", "--mode", other.name()],
     }
 }
 
@@ -56,9 +56,9 @@ pub struct OverheadArgs {
     /// Shared directory for results.
     #[arg(long)]
     out: PathBuf,
-    /// Modes to measure (see MODES), interleaved in this order.
-    #[arg(long = "mode", required = true, value_parser = parse_mode)]
-    modes: Vec<&'static str>,
+    /// Modes to measure (`OverheadMode`), interleaved in this order.
+    #[arg(long = "mode", required = true, value_parser = M::parse)]
+    modes: Vec<M>,
     /// Rounds of all modes.
     #[arg(long, default_value_t = 3)]
     rounds: u32,
@@ -84,16 +84,8 @@ pub struct OverheadArgs {
     attach_timeout: u64,
 }
 
-pub fn parse_mode(s: &str) -> Result<&'static str, String> {
-    MODES
-        .iter()
-        .copied()
-        .find(|m| *m == s)
-        .ok_or_else(|| format!("unknown mode `{s}`; known: {}", MODES.join(", ")))
-}
-
 /// The modes of round `round`: `modes` rotated left by `round` (pure).
-pub fn round_order(modes: &[&'static str], round: u32) -> Vec<&'static str> {
+pub fn round_order<T: Copy>(modes: &[T], round: u32) -> Vec<T> {
     if modes.is_empty() {
         return Vec::new();
     }
@@ -170,7 +162,7 @@ pub fn run(args: &OverheadArgs, release: &str, workdir: &Path) -> bool {
         for mode in round_order(&args.modes, round) {
             let criterion_dir = format!("criterion/{mode}-r{round}");
             let mut r = OverheadRound {
-                mode: mode.to_string(),
+                mode: mode.name().to_string(),
                 round,
                 ok: false,
                 error: None,
@@ -184,7 +176,7 @@ pub fn run(args: &OverheadArgs, release: &str, workdir: &Path) -> bool {
             };
             let result = match (&prepared, &target) {
                 (Err(e), _) => Err(anyhow::anyhow!("{e:#}")),
-                (_, Err(e)) if mode == "bpftrace" => {
+                (_, Err(e)) if mode == M::Bpftrace => {
                     Err(anyhow::anyhow!("no target for bpftrace: {e:#}"))
                 }
                 _ => one_round(
@@ -202,8 +194,8 @@ pub fn run(args: &OverheadArgs, release: &str, workdir: &Path) -> bool {
                 Err(e) => r.error = Some(format!("{e:#}")),
             }
             match &r.error {
-                None => println!("UNLINK-GUEST: {mode} round {round} OK"),
-                Some(e) => println!("UNLINK-GUEST: {mode} round {round} FAIL {e}"),
+                None => println!("{CONSOLE_MARKER}{mode} round {round} OK"),
+                Some(e) => println!("{CONSOLE_MARKER}{mode} round {round} FAIL {e}"),
             }
             run.rounds.push(r);
         }
@@ -211,12 +203,15 @@ pub fn run(args: &OverheadArgs, release: &str, workdir: &Path) -> bool {
     let all_ok = run.rounds.iter().all(|r| r.ok);
     let written = serde_json::to_vec_pretty(&run)
         .map_err(anyhow::Error::from)
-        .and_then(|b| fs::write(args.out.join("overhead-run.json"), b).map_err(Into::into));
+        .and_then(|b| fs::write(args.out.join(files::OVERHEAD_RUN), b).map_err(Into::into));
     if let Err(e) = &written {
-        println!("UNLINK-GUEST: overhead FAIL writing overhead-run.json: {e:#}");
+        println!(
+            "{CONSOLE_MARKER}overhead FAIL writing {}: {e:#}",
+            files::OVERHEAD_RUN
+        );
     }
     let _ = fs::write(
-        args.out.join("done"),
+        args.out.join(files::DONE),
         if all_ok && written.is_ok() {
             "ok\n"
         } else {
@@ -263,7 +258,7 @@ struct LineCount {
 
 fn one_round(
     args: &OverheadArgs,
-    mode: &str,
+    mode: M,
     target: Option<&TargetInfo>,
     crit_dir: &Path,
     bench_dir: &Path,
@@ -274,8 +269,8 @@ fn one_round(
     let start = Instant::now();
     let output = bench_dir.with_file_name(format!("probe-{mode}.out"));
     let probe = match mode {
-        "baseline" => None,
-        "bpftrace" => {
+        M::Baseline => None,
+        M::Bpftrace => {
             let t = target.context("no attach target for bpftrace")?;
             Some(start_bpftrace(args, t, crit_dir, output)?)
         }
@@ -316,9 +311,9 @@ fn one_round(
     Ok(())
 }
 
-fn start_tracer(args: &OverheadArgs, mode: &str, dir: &Path, output: PathBuf) -> Result<Probe> {
-    let ready = dir.join("ready");
-    let stderr = dir.join("tracer.err");
+fn start_tracer(args: &OverheadArgs, mode: M, dir: &Path, output: PathBuf) -> Result<Probe> {
+    let ready = dir.join(files::READY);
+    let stderr = dir.join(files::TRACER_ERR);
     let child = Command::new(&args.tracer)
         .args(tracer_args(mode))
         .arg("--ready-file")
@@ -424,7 +419,7 @@ struct Seen {
 }
 
 /// Stops the probe; returns what it saw, where it can tell.
-fn stop_probe(mut p: Probe, mode: &str) -> Result<Option<Seen>> {
+fn stop_probe(mut p: Probe, mode: M) -> Result<Option<Seen>> {
     // Output still buffered in the kernel (bpftrace's perf buffer, the
     // trace buffer) is read before the probe is stopped: bpftrace exits
     // without draining it.
@@ -444,7 +439,7 @@ fn stop_probe(mut p: Probe, mode: &str) -> Result<Option<Seen>> {
     let lines = count_lines(open_output(&p.output)?)?;
     // Tens of MB on the guest's tmpfs per round: not kept.
     let _ = fs::remove_file(&p.output);
-    if code != Some(0) && mode != "bpftrace" {
+    if code != Some(0) && mode != M::Bpftrace {
         bail!("the {mode} probe exited with {code:?}; see its .err file");
     }
     let summary = match &p.summary_file {
@@ -472,10 +467,10 @@ fn stop_probe(mut p: Probe, mode: &str) -> Result<Option<Seen>> {
         })
     };
     Ok(match (mode, &summary) {
-        ("bpftrace", _) => seen(lines.calls / 2, lines.lost),
+        (M::Bpftrace, _) => seen(lines.calls / 2, lines.lost),
         // Both trace_pipe lines of a call (entry, exit).
-        ("printk", _) => seen(lines.calls / 2, 0),
-        ("kprobe" | "kprobe-json" | "fentry", Some(s)) => {
+        (M::Printk, _) => seen(lines.calls / 2, 0),
+        (M::Kprobe | M::KprobeJson | M::Fentry, Some(s)) => {
             seen(s.counters.returns, s.counters.dropped)
         }
         // The empty modes count nothing, but their programs' statistics
@@ -505,27 +500,27 @@ mod tests {
         for (round, want) in cases {
             assert_eq!(round_order(&m, *round), *want, "round {round}");
         }
-        assert!(round_order(&[], 4).is_empty());
+        assert!(round_order::<M>(&[], 4).is_empty());
     }
 
     #[test]
     fn modes_by_name() {
-        assert_eq!(parse_mode("empty-pair"), Ok("empty-pair"));
-        let e = parse_mode("nope").unwrap_err();
+        assert_eq!(M::parse("empty-pair"), Ok(M::EmptyPair));
+        let e = M::parse("nope").unwrap_err();
         assert!(e.contains("baseline, empty-kprobe"), "{e}");
     }
 
     #[test]
     fn tracer_command_lines() {
-        let cases: &[(&str, &str)] = &[
-            ("kprobe", "--json --quiet --mode kprobe"),
-            ("fentry", "--json --quiet --mode fentry"),
-            ("kprobe-json", "--json --mode kprobe"),
-            ("printk", "--json --mode printk --trace-buffer-kib 8192"),
-            ("empty-pair", "--json --mode empty-pair"),
+        let cases: &[(M, &str)] = &[
+            (M::Kprobe, "--json --quiet --mode kprobe"),
+            (M::Fentry, "--json --quiet --mode fentry"),
+            (M::KprobeJson, "--json --mode kprobe"),
+            (M::Printk, "--json --mode printk --trace-buffer-kib 8192"),
+            (M::EmptyPair, "--json --mode empty-pair"),
         ];
         for (mode, want) in cases {
-            assert_eq!(tracer_args(mode).join(" "), *want, "{mode}");
+            assert_eq!(tracer_args(*mode).join(" "), *want, "{mode}");
         }
     }
 

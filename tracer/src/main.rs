@@ -26,7 +26,7 @@ use unlink_tracer::target;
 #[command(name = "unlink-tracer", version)]
 struct Cli {
     /// How to probe: kprobe+kretprobe, fentry+fexit, or the tutorial's bpf_printk.
-    #[arg(long, value_enum, default_value = "kprobe")]
+    #[arg(long, default_value = "kprobe", value_parser = Mode::parse)]
     mode: Mode,
     /// Kernel function to attach to (default: the first of do_unlinkat, filename_unlinkat found in BTF).
     #[arg(long)]

@@ -25,42 +25,8 @@ const KPROBE_PMU: &str = "/sys/bus/event_source/devices/kprobe/type";
 const BPF_STATS_SYSCTL: &str = "/proc/sys/kernel/bpf_stats_enabled";
 const TRACEFS_DIRS: &[&str] = &["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
 
-/// How the unlink path is probed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Mode {
-    /// kprobe + kretprobe: an entry and a return record per call through a
-    /// ring buffer, joined per thread in user space.
-    Kprobe,
-    /// fentry + fexit (BPF trampolines), same records.
-    Fentry,
-    /// The tutorial: bpf_printk lines in trace_pipe.
-    Printk,
-    /// An empty kprobe: the cost of the entry mechanism alone (overhead runs).
-    EmptyKprobe,
-    /// An empty kretprobe: the cost of the return mechanism alone.
-    EmptyKretprobe,
-    /// An empty kprobe + kretprobe pair.
-    EmptyPair,
-}
-
-impl Mode {
-    /// The name `--mode` takes.
-    pub fn name(self) -> &'static str {
-        match self {
-            Mode::Kprobe => "kprobe",
-            Mode::Fentry => "fentry",
-            Mode::Printk => "printk",
-            Mode::EmptyKprobe => "empty-kprobe",
-            Mode::EmptyKretprobe => "empty-kretprobe",
-            Mode::EmptyPair => "empty-pair",
-        }
-    }
-
-    /// Whether the mode produces output (the empty modes do not).
-    pub fn has_output(self) -> bool {
-        matches!(self, Mode::Kprobe | Mode::Fentry | Mode::Printk)
-    }
-}
+/// How the unlink path is probed: the shared vocabulary's mode.
+pub use unlink_schema::TracerMode as Mode;
 
 /// What a session is asked to do.
 #[derive(Debug, Clone)]
