@@ -18,10 +18,11 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
-use harness::engine::{self, CellSpec, GuestImage, Job, KernelSource, MatrixEvent, Plan, Stage};
+use harness::engine::{self, CellSpec, GuestImage, Job, MatrixEvent, Plan, Stage};
 use harness::host::{accel, setup};
 use harness::images::image;
 use harness::kernels::kernel;
+use harness::kernels::kernel::KernelSource;
 use harness::kernels::lock::LockFile;
 use harness::kernels::manifest::{KernelEntry, Manifest};
 use harness::model::figures::Clock;

@@ -323,6 +323,26 @@ pub fn fetch(cache: &Path, locked: &LockEntry, progress: &dyn Fn(&str)) -> Resul
     Ok(img)
 }
 
+/// Where a cell's kernel comes from.
+#[derive(Debug, Clone)]
+pub enum KernelSource {
+    /// A Debian kernel, exactly as the lock file names it.
+    Locked(LockEntry),
+    /// The user's own kernel (`--kernel-image`).
+    Custom(KernelImage),
+}
+
+impl KernelSource {
+    /// The kernel ready to boot: a locked one fetched (or found in the
+    /// cache), a custom one as staged.
+    pub fn image(&self, cache: &Path, progress: &dyn Fn(&str)) -> Result<KernelImage> {
+        match self {
+            KernelSource::Custom(img) => Ok(img.clone()),
+            KernelSource::Locked(locked) => fetch(cache, locked, progress),
+        }
+    }
+}
+
 /// A kernel the user built: an image file (with its modules directory, or
 /// none), or a built source tree (virtme-ng finds image and modules there).
 pub fn custom(

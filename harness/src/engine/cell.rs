@@ -1,0 +1,165 @@
+//! One cell from its kernel to its row: fetch, root, then the job's boot
+//! and check (or measure). Each stage hands back a value; the row is
+//! assembled here, and its status comes from the one [`CellFailure`] that
+//! stopped the cell, or is Pass.
+
+use std::sync::mpsc::Sender;
+use std::time::Instant;
+
+use anyhow::Context;
+
+use super::check::{boot_and_check, Checked};
+use super::events::CellEvents;
+use super::guest::{round2, CellRun};
+use super::measure::{boot_and_measure, Measured};
+use super::pool::{guest_root, Roots};
+use super::{CellSpec, GuestImage, Job, MatrixEvent, Plan, Stage};
+use crate::model::{CellResult, Status};
+
+/// Why a cell did not pass: its status (Fail, Timeout or Error, never a
+/// passing one) and what went wrong.
+#[derive(Debug)]
+pub struct CellFailure {
+    pub status: Status,
+    pub error: anyhow::Error,
+}
+
+impl CellFailure {
+    pub fn new(status: Status, error: anyhow::Error) -> Self {
+        debug_assert!(!status.is_ok(), "a failure with a passing status");
+        CellFailure { status, error }
+    }
+
+    /// The harness, or the guest's plumbing, failed (Status::Error).
+    pub fn error(error: anyhow::Error) -> Self {
+        CellFailure::new(Status::Error, error)
+    }
+}
+
+/// Any plain error of a stage is an Error.
+impl From<anyhow::Error> for CellFailure {
+    fn from(error: anyhow::Error) -> Self {
+        CellFailure::error(error)
+    }
+}
+
+/// The row of a cell that has not run a stage yet.
+fn blank_row(plan: &Plan, cell: &CellSpec) -> CellResult {
+    let id = &cell.id;
+    CellResult {
+        alias: id.alias.clone(),
+        suite: cell.suite.clone(),
+        arch: id.arch,
+        kernel_package: None,
+        kernel: None,
+        release: None,
+        accel: plan.accel,
+        transport: None,
+        status: Status::Error,
+        symbol: None,
+        ret_width_bits: None,
+        banner_s: None,
+        boot_s: None,
+        run_s: None,
+        total_s: 0.0,
+        events: None,
+        missed_returns: None,
+        snapshots: Default::default(),
+        scenarios: Vec::new(),
+        overhead: None,
+        error: None,
+        dir: plan
+            .report_dir
+            .join("cells")
+            .join(format!("{}-{}", id.alias, id.arch)),
+    }
+}
+
+pub(super) fn run_cell(
+    plan: &Plan,
+    cell: &CellSpec,
+    image: Option<&GuestImage>,
+    roots: &Roots,
+    tx: &Sender<MatrixEvent>,
+) -> CellResult {
+    let start = Instant::now();
+    let id = &cell.id;
+    let events = CellEvents { cell: id, tx };
+    let note = |text: &str| events.note(text);
+    let mut row = blank_row(plan, cell);
+    let dir = row.dir.clone();
+    let end = (|| -> Result<(), CellFailure> {
+        let image = image.with_context(|| format!("no guest image for {}", id.arch))?;
+        events.stage(Stage::Fetching);
+        let img = cell
+            .kernel
+            .image(&plan.cache, &note)
+            .with_context(|| format!("fetching the {} kernel", id.alias))?;
+        row.kernel_package = Some(img.package.clone());
+        row.kernel = Some(img.version.clone());
+        row.release = Some(img.release.clone()).filter(|s| !s.is_empty());
+        let root = match &image.root_recipe {
+            Some(recipe) => {
+                events.stage(Stage::BuildingRoot);
+                Some(guest_root(plan, recipe, roots, &note)?)
+            }
+            None => None,
+        };
+        let run = CellRun {
+            plan,
+            cell,
+            img: &img,
+            image,
+            root: root.as_ref(),
+            dir: &dir,
+            tx,
+        };
+        match &plan.job {
+            Job::Gate => record_check(&mut row, boot_and_check(&run)),
+            Job::Overhead(settings) => record_measure(&mut row, boot_and_measure(&run, settings)),
+        }
+    })();
+    match end {
+        Ok(()) => row.status = Status::Pass,
+        Err(failure) => {
+            row.status = failure.status;
+            row.error = Some(format!("{:#}", failure.error));
+        }
+    }
+    row.total_s = round2(start.elapsed().as_secs_f64());
+    row
+}
+
+/// A gate cell's boot and verdicts into its row.
+fn record_check(row: &mut CellResult, c: Checked) -> Result<(), CellFailure> {
+    row.transport = c.boot.transport;
+    row.banner_s = c.boot.banner_s;
+    row.boot_s = c.boot.boot_s;
+    row.run_s = c.boot.run_s;
+    if row.release.is_none() {
+        row.release = c.guest_release;
+    }
+    if let Some(gate) = c.gate {
+        row.scenarios = gate.scenarios;
+        row.symbol = gate.facts.symbol;
+        row.ret_width_bits = gate.facts.ret_width_bits;
+        row.events = gate.facts.events;
+        row.missed_returns = gate.facts.missed_returns;
+        row.snapshots = gate.facts.snapshots.into_iter().collect();
+    }
+    c.end
+}
+
+/// An overhead cell's boots and figures into its row.
+fn record_measure(row: &mut CellResult, m: Measured) -> Result<(), CellFailure> {
+    row.transport = m.transport;
+    row.banner_s = m.banner_s;
+    row.boot_s = m.boot_s;
+    row.run_s = m.run_s;
+    if row.release.is_none() {
+        row.release = m.guest_release;
+    }
+    row.symbol = m.symbol;
+    row.overhead = Some(m.overhead);
+    m.end
+}
