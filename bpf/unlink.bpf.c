@@ -44,6 +44,12 @@ const volatile __u64 wakeup_bytes = 1024 * 1024;
 #define MAX_LOST_THREADS 10240
 
 struct unlink_counters counters = {};
+/* Never written: these put the record layouts into the skeleton's types
+ * (`skel::types`), from which tracer/src/event.rs takes every offset it
+ * decodes at, so the two cannot drift apart (584 bytes of .bss, read by
+ * nobody). */
+struct entry_rec layout_entry_rec = {};
+struct return_rec layout_return_rec = {};
 /* Threads whose entry record was lost and whose return has not come yet. */
 __u64 lost_pending = 0;
 

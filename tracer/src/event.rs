@@ -2,17 +2,44 @@
 //! return_rec` in `bpf/unlink.h`), the joined [`Event`] of one call, and its
 //! two renderings: a text line and a JSON object.
 
+use std::mem::{offset_of, size_of};
+
 use thiserror::Error;
 
-pub const COMM_LEN: usize = 16;
+use crate::skel::types::{entry_rec, return_rec};
+
+/// The layouts are `bpf/unlink.h`'s, through the skeleton's generated types:
+/// every offset below is taken from them, none is written by hand.
+mod at {
+    use super::*;
+    pub const KIND: usize = offset_of!(entry_rec, kind);
+    pub const TID: usize = offset_of!(entry_rec, tid);
+    pub const PID: usize = offset_of!(entry_rec, pid);
+    pub const DFD: usize = offset_of!(entry_rec, dfd);
+    pub const TS: usize = offset_of!(entry_rec, ts_ns);
+    pub const FLAGS: usize = offset_of!(entry_rec, flags);
+    pub const NAME_LEN: usize = offset_of!(entry_rec, name_len);
+    pub const COMM: usize = offset_of!(entry_rec, comm);
+    pub const RET_TID: usize = offset_of!(return_rec, tid);
+    pub const RET_TS: usize = offset_of!(return_rec, ts_ns);
+    pub const RET: usize = offset_of!(return_rec, ret);
+    // Both records start with their kind.
+    const _: () = assert!(KIND == 0 && offset_of!(return_rec, kind) == 0);
+}
+
+/// `COMM_LEN` of `bpf/unlink.h` (the comm runs up to the filename).
+pub const COMM_LEN: usize = ENTRY_HEADER - at::COMM;
 /// `FNAME_MAX` of `bpf/unlink.h`.
 pub const FNAME_MAX: usize = unlink_schema::FILENAME_BUF;
 /// `offsetof(struct entry_rec, filename)`.
-pub const ENTRY_HEADER: usize = 48;
+pub const ENTRY_HEADER: usize = offset_of!(entry_rec, filename);
 /// `sizeof(struct entry_rec)`.
-pub const ENTRY_SIZE: usize = ENTRY_HEADER + FNAME_MAX;
+pub const ENTRY_SIZE: usize = size_of::<entry_rec>();
 /// `sizeof(struct return_rec)`.
-pub const RETURN_SIZE: usize = 24;
+pub const RETURN_SIZE: usize = size_of::<return_rec>();
+// The schema's filename buffer is the BPF side's; the comm the kernel's.
+const _: () = assert!(ENTRY_SIZE == ENTRY_HEADER + FNAME_MAX);
+const _: () = assert!(COMM_LEN == 16);
 
 const REC_ENTRY: u32 = 1;
 const REC_RETURN: u32 = 2;
@@ -113,7 +140,7 @@ impl<'a> Record<'a> {
         if b.len() < 4 {
             return Err(DecodeError::NoKind(b.len()));
         }
-        let kind = u32_at(0);
+        let kind = u32_at(at::KIND);
         let want = match kind {
             REC_ENTRY => ENTRY_HEADER,
             REC_RETURN => RETURN_SIZE,
@@ -129,13 +156,13 @@ impl<'a> Record<'a> {
         }
         if kind == REC_RETURN {
             return Ok(Record::Return(ReturnRecord {
-                tid: u32_at(4),
-                ts_ns: u64_at(8),
-                ret: u64_at(16) as i64,
+                tid: u32_at(at::RET_TID),
+                ts_ns: u64_at(at::RET_TS),
+                ret: u64_at(at::RET) as i64,
             }));
         }
-        let flags = u32_at(24);
-        let name_len = u32_at(28) as i32;
+        let flags = u32_at(at::FLAGS);
+        let name_len = u32_at(at::NAME_LEN) as i32;
         let name = usize::try_from(name_len)
             .ok()
             .filter(|&n| n <= FNAME_MAX)
@@ -144,13 +171,13 @@ impl<'a> Record<'a> {
             return Err(short(ENTRY_HEADER + name));
         }
         Ok(Record::Entry(EntryRecord {
-            tid: u32_at(4),
-            pid: u32_at(8),
-            dfd: (flags & EV_NO_DFD == 0).then_some(u32_at(12) as i32),
-            ts_ns: u64_at(16),
+            tid: u32_at(at::TID),
+            pid: u32_at(at::PID),
+            dfd: (flags & EV_NO_DFD == 0).then_some(u32_at(at::DFD) as i32),
+            ts_ns: u64_at(at::TS),
             truncated: flags & EV_FNAME_TRUNCATED != 0,
             fault: flags & EV_FNAME_FAULT != 0,
-            comm: comm_at(&b[32..32 + COMM_LEN]),
+            comm: comm_at(&b[at::COMM..at::COMM + COMM_LEN]),
             // name_len counts the NUL the kernel wrote after the path (a
             // truncated path fills the buffer, NUL included): no scan needed.
             filename: &b[ENTRY_HEADER..ENTRY_HEADER + name.saturating_sub(1)],
