@@ -369,8 +369,11 @@ fn run(args: &RunArgs, sc: &Spec, out_dir: &Path, outcome: &mut RunOutcome) -> R
         }
     };
     outcome.workload_s = work_start.elapsed().as_secs_f64();
-    // Let the last events (and trace_pipe lines) reach the tracer.
-    std::thread::sleep(Duration::from_millis(500));
+    // The tracer prints what its ring holds before it exits; trace_pipe
+    // lines (printk mode) are given time to reach its reader.
+    if sc.mode == TracerMode::Printk {
+        std::thread::sleep(Duration::from_millis(500));
+    }
     let code = stop(&mut tracer)?;
     outcome.tracer_exit_code = code;
     if let Some(o) = oracle {

@@ -181,12 +181,16 @@ fn run(cli: &Cli) -> Result<()> {
         if target.ret_is_int { 32 } else { 64 }
     );
 
-    let clock = ClockOffset::now();
     let started = Instant::now();
-    let mut printed = 0u64;
     let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    let mut write_err: Option<std::io::Error> = None;
+    let mut p = Printer {
+        cli,
+        symbol: &target.symbol,
+        clock: ClockOffset::now(),
+        out: std::io::BufWriter::new(stdout.lock()),
+        printed: 0,
+        err: None,
+    };
     let stopped_by = loop {
         if STOP.load(Ordering::SeqCst) {
             break StopReason::Signal;
@@ -194,49 +198,27 @@ fn run(cli: &Cli) -> Result<()> {
         if cli.duration.is_some_and(|d| started.elapsed() >= d) {
             break StopReason::Duration;
         }
-        if cli.count.is_some_and(|n| printed >= n) {
+        if p.full() {
             break StopReason::Count;
         }
-        session.poll(Duration::from_millis(100), &mut |o| {
-            if cli.count.is_some_and(|n| printed >= n) || write_err.is_some() {
-                return;
-            }
-            let line = match o {
-                Output::Call(e) => {
-                    if cli.quiet {
-                        printed += 1;
-                        return;
-                    }
-                    let unix_ns = clock.to_unix(e.ts_ns);
-                    if cli.json {
-                        match serde_json::to_string(&json_event(e, &target.symbol, unix_ns)) {
-                            Ok(s) => s,
-                            Err(err) => {
-                                write_err = Some(std::io::Error::other(err));
-                                return;
-                            }
-                        }
-                    } else {
-                        text_line(e, &target.symbol, unix_ns)
-                    }
-                }
-                Output::TraceLine(l) => l.to_string(),
-            };
-            printed += 1;
-            if let Err(err) = writeln!(out, "{line}") {
-                write_err = Some(err);
-            }
-        })?;
-        if let Some(err) = write_err.take() {
+        session.poll(Duration::from_millis(100), &mut |o| p.sink(o))?;
+        if let Some(err) = p.err.take() {
             if err.kind() == std::io::ErrorKind::BrokenPipe {
                 break StopReason::Signal;
             }
             return Err(err).context("writing to stdout");
         }
-        out.flush().context("writing to stdout")?;
+        p.out.flush().context("writing to stdout")?;
     };
-    // Drain what is already in the ring buffer before counting.
-    session.poll(Duration::ZERO, &mut |_| {})?;
+    // What is already in the ring buffer is printed too (up to --count)
+    // before counting: a call that returned before the stop is never lost.
+    session.poll(Duration::ZERO, &mut |o| p.sink(o))?;
+    match p.err.take().map(|e| (e.kind(), e)) {
+        None | Some((std::io::ErrorKind::BrokenPipe, _)) => {}
+        Some((_, e)) => return Err(e).context("writing to stdout"),
+    }
+    let _ = p.out.flush();
+    let printed = p.printed;
     let summary = Summary {
         mode: cli.mode.name().to_string(),
         symbol: target.symbol.clone(),
@@ -252,6 +234,55 @@ fn run(cli: &Cli) -> Result<()> {
         eprintln!("{}", summary_text(&summary));
     }
     Ok(())
+}
+
+/// Turns each call (or trace_pipe line) into its output line and counts
+/// what it printed; stops printing at `--count` or at the first write error.
+struct Printer<'a, W: Write> {
+    cli: &'a Cli,
+    symbol: &'a str,
+    clock: ClockOffset,
+    out: W,
+    printed: u64,
+    err: Option<std::io::Error>,
+}
+
+impl<W: Write> Printer<'_, W> {
+    /// `--count` lines printed.
+    fn full(&self) -> bool {
+        self.cli.count.is_some_and(|n| self.printed >= n)
+    }
+
+    fn sink(&mut self, o: Output) {
+        if self.full() || self.err.is_some() {
+            return;
+        }
+        let line = match o {
+            Output::Call(e) => {
+                if self.cli.quiet {
+                    self.printed += 1;
+                    return;
+                }
+                let unix_ns = self.clock.to_unix(e.ts_ns);
+                if self.cli.json {
+                    match serde_json::to_string(&json_event(e, self.symbol, unix_ns)) {
+                        Ok(s) => s,
+                        Err(err) => {
+                            self.err = Some(std::io::Error::other(err));
+                            return;
+                        }
+                    }
+                } else {
+                    text_line(e, self.symbol, unix_ns)
+                }
+            }
+            Output::TraceLine(l) => l.to_string(),
+        };
+        self.printed += 1;
+        if let Err(err) = writeln!(self.out, "{line}") {
+            self.err = Some(err);
+        }
+    }
 }
 
 fn summary_text(s: &Summary) -> String {
