@@ -18,5 +18,5 @@ mod pool;
 pub use cell::CellFailure;
 pub use events::{MatrixEvent, Stage};
 pub use guest::GUEST_OUT;
-pub use plan::{CellSpec, GuestImage, Job, Plan};
+pub use plan::{CellSpec, DeadlineOverrides, GuestImage, Job, Plan};
 pub use pool::run;

@@ -2,6 +2,7 @@
 //! side of each arch, and the job every guest does.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::images::image::GuestBinaries;
 use crate::kernels::kernel::KernelSource;
@@ -40,15 +41,34 @@ pub enum Job {
     Overhead(overhead::Settings),
 }
 
+/// Deadlines the command line sets, in seconds: every boot's, every run's
+/// (`--boot-timeout`, `--run-timeout`), and both of one cell's
+/// (`--cell-timeout`, which wins).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeadlineOverrides {
+    pub boot: Option<u64>,
+    pub run: Option<u64>,
+    pub cells: Vec<(CellId, u64)>,
+}
+
 impl Job {
-    /// A cell's deadlines for this job before any override (`--boot-timeout`,
-    /// `--run-timeout`, `--cell-timeout`): an overhead boot runs every
-    /// mode's rounds.
-    pub fn deadlines(&self, accel: Accel, arch: Arch) -> Deadlines {
-        match self {
-            Job::Gate => Deadlines::default_for(accel, arch),
-            Job::Overhead(s) => Deadlines::for_overhead(accel, arch, s.steps()),
+    /// A cell's deadlines: this job's for the accel and arch (an overhead
+    /// boot runs every mode's rounds), then the overrides.
+    pub fn deadlines(&self, accel: Accel, id: &CellId, o: &DeadlineOverrides) -> Deadlines {
+        let mut d = match self {
+            Job::Gate => Deadlines::default_for(accel, id.arch),
+            Job::Overhead(s) => Deadlines::for_overhead(accel, id.arch, s.steps()),
+        };
+        if let Some(s) = o.boot {
+            d.boot = Duration::from_secs(s);
         }
+        if let Some(s) = o.run {
+            d.run = Duration::from_secs(s);
+        }
+        if let Some((_, s)) = o.cells.iter().find(|(c, _)| c == id) {
+            d = Deadlines::both(*s);
+        }
+        d
     }
 }
 
@@ -64,4 +84,34 @@ pub struct Plan {
     pub jobs: usize,
     /// The dir holding `virtiofsd` (None: every guest uses 9p).
     pub virtiofsd_dir: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_apply_in_order_and_a_cells_own_wins() {
+        let sid = CellId {
+            alias: "sid".into(),
+            arch: Arch::host(),
+        };
+        let other = CellId {
+            alias: "bookworm".into(),
+            ..sid.clone()
+        };
+        let base = Job::Gate.deadlines(Accel::Tcg, &sid, &DeadlineOverrides::default());
+        assert_eq!(base, Deadlines::default_for(Accel::Tcg, sid.arch));
+        let o = DeadlineOverrides {
+            boot: Some(7),
+            run: None,
+            cells: vec![(sid.clone(), 600)],
+        };
+        assert_eq!(
+            Job::Gate.deadlines(Accel::Tcg, &sid, &o),
+            Deadlines::both(600)
+        );
+        let d = Job::Gate.deadlines(Accel::Tcg, &other, &o);
+        assert_eq!((d.boot, d.run), (Duration::from_secs(7), base.run));
+    }
 }

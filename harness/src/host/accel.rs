@@ -1,8 +1,13 @@
 //! Choosing KVM or TCG: KVM only when a short probe boot proves it works
-//! (here /dev/kvm exists but QEMU cannot use it).
+//! (here /dev/kvm exists but QEMU cannot use it). One probe for the
+//! matrix, the overhead meter and `harness doctor`: the same kernel pick,
+//! the same boot.
 
 use std::path::Path;
 
+use anyhow::Result;
+
+use crate::kernels::kernel::KernelSource;
 use crate::model::{Accel, Arch};
 use crate::vm::boot::{self, BootEnd, BootSpec};
 
@@ -14,6 +19,28 @@ const PROBE_DIR: &str = "/run/kvm-probe";
 pub struct AccelChoice {
     pub accel: Accel,
     pub reason: String,
+}
+
+/// The kernel a KVM probe boots: the first of `kernels` built for this
+/// host's arch.
+pub fn probe_kernel<'a>(
+    kernels: impl IntoIterator<Item = &'a KernelSource>,
+) -> Option<&'a KernelSource> {
+    kernels.into_iter().find(|k| k.arch() == Arch::host())
+}
+
+/// Resolves `requested` with a probe boot of `kernel` (see [`choose`]),
+/// fetched first when it is a locked one; Err when it cannot be had.
+pub fn probe(
+    requested: Accel,
+    kernel: &KernelSource,
+    cache: &Path,
+    vng: &Path,
+    scratch: &Path,
+    progress: &dyn Fn(&str),
+) -> Result<AccelChoice> {
+    let img = kernel.image(cache, progress)?;
+    Ok(choose(requested, kernel.arch(), vng, &img.vmlinuz, scratch))
 }
 
 /// Resolves `Auto` by booting `vmlinuz` once with KVM under a deadline.

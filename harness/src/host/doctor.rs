@@ -7,7 +7,8 @@ use std::process::Command;
 
 use crate::cache;
 use crate::host::{accel, setup};
-use crate::kernels::{apt, kernel, lock};
+use crate::kernels::kernel::KernelSource;
+use crate::kernels::{apt, lock};
 use crate::model::{Accel, Arch};
 
 /// How a finding reads.
@@ -194,11 +195,13 @@ fn kvm(cache_dir: &Path, progress: &dyn Fn(&str)) -> Finding {
     }
     let host = Arch::host();
     let lock = lock::LockFile::load(&lock::LockFile::default_path()).unwrap_or_default();
-    let Some(entry) = lock
+    let generic: Vec<KernelSource> = lock
         .entries
         .iter()
-        .find(|e| e.arch == host && e.flavour == lock::GENERIC)
-    else {
+        .filter(|e| e.flavour == lock::GENERIC)
+        .map(|e| KernelSource::Locked(e.clone()))
+        .collect();
+    let Some(kernel) = accel::probe_kernel(&generic) else {
         return Finding {
             what,
             level: Level::Note,
@@ -206,11 +209,21 @@ fn kvm(cache_dir: &Path, progress: &dyn Fn(&str)) -> Finding {
             fix: Some("cargo harness lock".into()),
         };
     };
-    progress(&format!("trying KVM with {} {}", entry.alias, host));
-    let ready =
-        kernel::fetch(cache_dir, entry, progress).and_then(|img| Ok((img, tempfile::tempdir()?)));
-    let (img, scratch) = match ready {
-        Ok(x) => x,
+    progress(&format!("trying KVM with {} {}", kernel.alias(), host));
+    let tried = tempfile::tempdir()
+        .map_err(anyhow::Error::from)
+        .and_then(|scratch| {
+            accel::probe(
+                Accel::Auto,
+                kernel,
+                cache_dir,
+                &setup::vng_path(cache_dir),
+                scratch.path(),
+                progress,
+            )
+        });
+    let choice = match tried {
+        Ok(choice) => choice,
         Err(e) => {
             return Finding {
                 what,
@@ -220,13 +233,6 @@ fn kvm(cache_dir: &Path, progress: &dyn Fn(&str)) -> Finding {
             }
         }
     };
-    let choice = accel::choose(
-        Accel::Auto,
-        host,
-        &setup::vng_path(cache_dir),
-        &img.vmlinuz,
-        scratch.path(),
-    );
     match choice.accel {
         Accel::Kvm => Finding {
             what,

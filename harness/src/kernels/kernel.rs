@@ -333,6 +333,20 @@ pub enum KernelSource {
 }
 
 impl KernelSource {
+    pub fn alias(&self) -> &str {
+        match self {
+            KernelSource::Locked(e) => &e.alias,
+            KernelSource::Custom(img) => &img.alias,
+        }
+    }
+
+    pub fn arch(&self) -> Arch {
+        match self {
+            KernelSource::Locked(e) => e.arch,
+            KernelSource::Custom(img) => img.arch,
+        }
+    }
+
     /// The kernel ready to boot: a locked one fetched (or found in the
     /// cache), a custom one as staged.
     pub fn image(&self, cache: &Path, progress: &dyn Fn(&str)) -> Result<KernelImage> {

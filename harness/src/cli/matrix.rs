@@ -1,0 +1,90 @@
+//! `harness matrix`: every selected cell booted, traced and gated; the
+//! report written, its summary printed.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use harness::engine::Job;
+use harness::model::{Accel, Status};
+use harness::report::matrix as report;
+
+use super::clean::keep_cache_in_bounds;
+use super::render::annotate;
+use super::run::{run_engine, Ran};
+use super::selection::Selection;
+
+#[derive(Debug, clap::Args)]
+pub struct MatrixArgs {
+    #[command(flatten)]
+    pub select: Selection,
+    /// QEMU acceleration: auto tries KVM with a probe boot and falls back to TCG.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub accel: Accel,
+    /// Report directory [default: target/matrix-report, or target/overhead-report for `overhead`].
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Cells run at once [default: from cores and memory].
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Seconds a guest may take to boot to the agent [default: 180 TCG, 60 KVM; x2 for a foreign arch].
+    #[arg(long)]
+    pub boot_timeout: Option<u64>,
+    /// Seconds the agent may run once booted [default: 420 TCG, 180 KVM; x2 for a foreign arch].
+    #[arg(long)]
+    pub run_timeout: Option<u64>,
+    /// One cell's deadlines (boot and run), e.g. `sid/arm64=600`; repeatable.
+    #[arg(long, value_name = "CELL=SECS")]
+    pub cell_timeout: Vec<String>,
+    /// How roots and results reach the guests: virtio-fs (falls back to 9p
+    /// per cell when a kernel cannot mount it) or 9p only (no `cloud` kernels).
+    #[arg(long, value_enum, default_value = "virtiofs")]
+    pub transport: TransportArg,
+    /// Re-resolve the selected kernels before running (rolling suites move).
+    #[arg(long)]
+    pub relock: bool,
+    /// Boot your own kernel instead: an image file (bzImage / Image) or a built source tree.
+    #[arg(long, value_name = "PATH")]
+    pub kernel_image: Option<PathBuf>,
+    /// The modules directory of --kernel-image (`.../lib/modules/<release>`).
+    #[arg(long, value_name = "DIR", requires = "kernel_image")]
+    pub kernel_modules: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum TransportArg {
+    Virtiofs,
+    #[value(name = "9p")]
+    NineP,
+}
+
+pub fn run(args: MatrixArgs) -> Result<ExitCode> {
+    let report_dir = args
+        .report
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("target/matrix-report"));
+    let ran = match run_engine(&args, &report_dir, Job::Gate)? {
+        Ok(ran) => ran,
+        Err(code) => return Ok(code),
+    };
+    let Ran {
+        results,
+        accel_reason,
+        wall,
+    } = ran;
+    report::write(&report_dir, &results, &accel_reason, wall)?;
+    keep_cache_in_bounds()?;
+    let failed = results.iter().filter(|c| c.status != Status::Pass).count();
+    println!("{}", report::summary_md(&results, &accel_reason, wall));
+    println!(
+        "report: {} (summary.md, junit.xml, cells/)",
+        report_dir.join("matrix.json").display()
+    );
+    annotate(&results);
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

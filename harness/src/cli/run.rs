@@ -1,0 +1,194 @@
+//! One run of the engine, shared by `matrix` and `overhead`: select,
+//! provision, lock, build the guests, choose KVM or TCG, plan the cells
+//! and run them with the UI thread rendering their events.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::mpsc;
+use std::time::Instant;
+
+use anyhow::Result;
+
+use harness::engine::{self, CellSpec, DeadlineOverrides, GuestImage, Job, Plan};
+use harness::host::{accel, setup};
+use harness::images::image;
+use harness::kernels::kernel::{self, KernelSource};
+use harness::kernels::manifest::Manifest;
+use harness::model::{Accel, Arch, CellId, CellResult};
+
+use super::lock::lock_selection;
+use super::matrix::{MatrixArgs, TransportArg};
+use super::note;
+use super::render::render;
+use super::selection::{cores, default_jobs, parse_cell_timeout, select, usage_error};
+
+/// What a run of the engine gave: results, how acceleration was chosen,
+/// the engine's wall time.
+pub struct Ran {
+    pub results: Vec<CellResult>,
+    pub accel_reason: String,
+    pub wall: f64,
+}
+
+/// Selects, provisions, locks, builds and runs the cells of `job`
+/// (Err(code): a usage error, already printed).
+pub fn run_engine(
+    args: &MatrixArgs,
+    report_dir: &Path,
+    job: Job,
+) -> Result<std::result::Result<Ran, ExitCode>> {
+    let manifest = Manifest::load(&Manifest::default_path())?;
+    let (kernels, mut arches) = match select(&manifest, &args.select) {
+        Ok(x) => x,
+        Err(msg) => return Ok(Err(usage_error(msg))),
+    };
+    let mut overrides = DeadlineOverrides {
+        boot: args.boot_timeout,
+        run: args.run_timeout,
+        cells: Vec::new(),
+    };
+    for s in &args.cell_timeout {
+        match parse_cell_timeout(s) {
+            Ok(o) => overrides.cells.push(o),
+            Err(msg) => return Ok(Err(usage_error(msg))),
+        }
+    }
+    if args.kernel_image.is_some() && args.select.arch.is_empty() {
+        arches = vec![Arch::host()];
+    }
+    let started = Instant::now();
+    let cache = harness::paths::cache_root();
+    setup::ensure(&cache, &arches, &note)?;
+    let vng = setup::vng_path(&cache);
+
+    // Every Debian cell boots exactly what the lock file names.
+    let mut specs: Vec<(CellId, String, KernelSource)> = Vec::new();
+    if let Some(image) = &args.kernel_image {
+        if arches.len() != 1 {
+            return Ok(Err(usage_error(
+                "--kernel-image boots one kernel: give one --arch".to_string(),
+            )));
+        }
+        let img = kernel::custom(
+            &cache,
+            "custom",
+            arches[0],
+            image,
+            args.kernel_modules.as_deref(),
+        )?;
+        specs.push((
+            CellId {
+                alias: "custom".into(),
+                arch: arches[0],
+            },
+            "custom".into(),
+            KernelSource::Custom(img),
+        ));
+    } else {
+        let outcomes = lock_selection(&cache, &kernels, &arches, &args.select, args.relock)?;
+        for o in outcomes {
+            let e = o.entry().clone();
+            specs.push((
+                CellId {
+                    alias: e.alias.clone(),
+                    arch: e.arch,
+                },
+                e.suite.clone(),
+                KernelSource::Locked(e),
+            ));
+        }
+    }
+
+    let mut images = Vec::new();
+    for &arch in &arches {
+        note(&format!("building the tracer and guest agent for {arch}"));
+        let mut binaries = image::build(arch)?;
+        if matches!(job, Job::Overhead(_)) {
+            note(&format!("building the unlink-path bench for {arch}"));
+            binaries.bench = Some(image::build_bench(arch)?);
+        }
+        images.push(GuestImage {
+            arch,
+            binaries,
+            root_recipe: image::root_recipe(arch),
+        });
+    }
+
+    // KVM or TCG: decided once, by a probe boot of the first host-arch
+    // kernel (only for --accel auto). A failed fetch is left to its cell;
+    // a fetched one is found in the cache by its cell.
+    std::fs::create_dir_all(report_dir)?;
+    let probe = accel::probe_kernel(specs.iter().map(|(_, _, kernel)| kernel));
+    let choice = match (args.accel, probe) {
+        (Accel::Auto, Some(kernel)) => {
+            accel::probe(args.accel, kernel, &cache, &vng, report_dir, &note).unwrap_or_else(|e| {
+                accel::AccelChoice {
+                    accel: Accel::Tcg,
+                    reason: format!("no kernel to probe KVM with ({e:#})"),
+                }
+            })
+        }
+        _ => accel::choose(args.accel, arches[0], &vng, Path::new(""), report_dir),
+    };
+    note(&format!("accel: {:?} ({})", choice.accel, choice.reason));
+
+    let cells = specs
+        .into_iter()
+        .map(|(id, suite, kernel)| {
+            let deadlines = job.deadlines(choice.accel, &id, &overrides);
+            // A custom kernel has no manifest entry, so no declared splat.
+            let known_splats = match &kernel {
+                KernelSource::Custom(_) => Vec::new(),
+                KernelSource::Locked(_) => manifest
+                    .get(&id.alias)
+                    .map(|k| k.known_splats(id.arch))
+                    .unwrap_or_default(),
+            };
+            CellSpec {
+                id,
+                suite,
+                kernel,
+                deadlines,
+                known_splats,
+            }
+        })
+        .collect::<Vec<_>>();
+    let jobs = args.jobs.unwrap_or_else(|| match &job {
+        Job::Gate => default_jobs(),
+        // One vCPU per guest: one guest per core keeps wall figures
+        // from fighting over the cores.
+        Job::Overhead(_) => cores(),
+    });
+    let plan = Plan {
+        job,
+        cells,
+        accel: choice.accel,
+        report_dir: report_dir.to_path_buf(),
+        cache: cache.clone(),
+        vng,
+        jobs,
+        virtiofsd_dir: match args.transport {
+            TransportArg::Virtiofs => Some(setup::virtiofsd_dir(&cache)),
+            TransportArg::NineP => None,
+        },
+    };
+    note(&format!(
+        "{} cells, {} at a time",
+        plan.cells.len(),
+        plan.jobs
+    ));
+    let (tx, rx) = mpsc::channel();
+    let ui = std::thread::spawn({
+        let cells: Vec<CellId> = plan.cells.iter().map(|c| c.id.clone()).collect();
+        move || render(&cells, rx)
+    });
+    let results = engine::run(&plan, &images, &tx);
+    drop(tx);
+    let _ = ui.join();
+    let wall = started.elapsed().as_secs_f64();
+    Ok(Ok(Ran {
+        results,
+        accel_reason: choice.reason,
+        wall,
+    }))
+}

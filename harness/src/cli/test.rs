@@ -1,0 +1,59 @@
+//! `harness test`: provision, then the workspace lints and the whole test
+//! suite (guest boots included).
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+
+use super::note;
+
+pub fn run(args: &[String]) -> Result<ExitCode> {
+    super::setup::run()?;
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let root = harness::paths::repo_root();
+    // The workspace lints are invariants (engine code never prints): clippy
+    // is part of the tests.
+    let has_clippy = std::process::Command::new(&cargo)
+        .args(["clippy", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_clippy {
+        anyhow::bail!("clippy is not installed; run: rustup component add clippy");
+    }
+    note("running cargo clippy --workspace --all-targets -- -D warnings (the workspace lints)");
+    let lint = std::process::Command::new(&cargo)
+        .current_dir(&root)
+        .args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ])
+        .status()
+        .context("running cargo clippy")?;
+    if !lint.success() {
+        eprintln!("harness: the workspace lints failed (see above)");
+        return Ok(ExitCode::FAILURE);
+    }
+    note("running cargo test --workspace (the guest boots take a few minutes under TCG)");
+    let status = std::process::Command::new(cargo)
+        .current_dir(&root)
+        .args(["test", "--workspace", "--locked"])
+        .args(if args.is_empty() {
+            // Show what the guest tests saw (kernel booted, snapshot checked).
+            vec!["--".to_string(), "--show-output".to_string()]
+        } else {
+            args.to_vec()
+        })
+        .env("INSTA_UPDATE", "no")
+        .status()
+        .context("running cargo test")?;
+    Ok(if status.success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
