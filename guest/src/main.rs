@@ -76,8 +76,14 @@ struct RunArgs {
     attach_timeout: u64,
     #[arg(long, default_value_t = 4)]
     storm_threads: u32,
-    #[arg(long, default_value_t = 25_000)]
+    /// Calls per storm thread: with the tracer stopped, 4 x 500 calls are
+    /// about 18 times what the storm's 64 KiB ring holds.
+    #[arg(long, default_value_t = 500)]
     storm_calls: u32,
+    /// Calls per burst thread (4 threads): 5,000 calls, about 3 MB of
+    /// records, fit the default 4 MiB ring even if the consumer stalls.
+    #[arg(long, default_value_t = 1_250)]
+    burst_calls: u32,
     #[arg(long, default_value_t = 8)]
     contention_threads: u32,
     #[arg(long, default_value_t = 250)]
@@ -91,7 +97,12 @@ enum Work {
     Names,
     /// Tutorial, then errors, in one tracer run.
     TutorialErrors,
+    /// Threads of create+unlink while the tracer is stopped: its small
+    /// ring overflows.
     Storm,
+    /// Threads of create+unlink through the default ring, consumer running:
+    /// nothing may be lost.
+    Burst,
     Contention,
     /// Every reporting option, one tracer each, while a second process
     /// unlinks beside the agent.
@@ -145,6 +156,12 @@ const SPECS: &[Spec] = &[
         oracle: false,
     },
     Spec {
+        scenario: Scenario::Burst,
+        mode: TracerMode::Kprobe,
+        work: Work::Burst,
+        oracle: false,
+    },
+    Spec {
         scenario: Scenario::Contention,
         mode: TracerMode::Kprobe,
         work: Work::Contention,
@@ -169,7 +186,8 @@ fn parse_scenario(s: &str) -> Result<&'static Spec, String> {
     spec(scenario).ok_or_else(|| format!("the agent cannot run scenario `{scenario}`"))
 }
 
-/// The storm's ring buffer, in KiB: about a hundred calls.
+/// The storm's ring buffer, in KiB: about a hundred calls (a call is an
+/// entry and a return record, ~600 bytes).
 const STORM_RINGBUF_KIB: &str = "64";
 
 fn main() {
@@ -291,7 +309,7 @@ fn run(args: &RunArgs, sc: &Spec, out_dir: &Path, outcome: &mut RunOutcome) -> R
         .context("writing the workload's calls")?;
         return Ok(());
     }
-    let counting = matches!(sc.work, Work::Storm | Work::Contention);
+    let counting = matches!(sc.work, Work::Storm | Work::Burst | Work::Contention);
 
     // Removed before the oracle starts: the agent's own unlink of it is no
     // part of any workload.
@@ -321,7 +339,8 @@ fn run(args: &RunArgs, sc: &Spec, out_dir: &Path, outcome: &mut RunOutcome) -> R
     }
     if matches!(sc.work, Work::Storm) {
         // A ring too small for the storm: records are lost, and the gate
-        // checks that every loss is counted (the default ring loses none).
+        // checks that every loss is counted (the burst checks that the
+        // default ring loses none).
         tracer.args(["--ringbuf-kib", STORM_RINGBUF_KIB]);
     }
     let mut tracer = tracer
@@ -357,7 +376,18 @@ fn run(args: &RunArgs, sc: &Spec, out_dir: &Path, outcome: &mut RunOutcome) -> R
             "the options scenario runs through options::run"
         )),
         Work::Storm => {
-            outcome.load = Some(workload::storm(args.storm_threads, args.storm_calls));
+            // The consumer stalls for the whole storm: the ring must
+            // overflow on every kernel and arch, however fast the consumer.
+            let pid = Pid::from_raw(tracer.id() as i32);
+            kill(pid, Signal::SIGSTOP).context("stopping the tracer")?;
+            let mut load = workload::storm(args.storm_threads, args.storm_calls);
+            kill(pid, Signal::SIGCONT).context("resuming the tracer")?;
+            load.consumer_paused = true;
+            outcome.load = Some(load);
+            Ok(Vec::new())
+        }
+        Work::Burst => {
+            outcome.load = Some(workload::storm(4, args.burst_calls));
             Ok(Vec::new())
         }
         Work::Contention => {
@@ -448,7 +478,9 @@ mod tests {
         );
         let e = parse_scenario("nope").unwrap_err();
         assert!(
-            e.contains("tutorial, errors, names, printk, fentry, storm, contention, options"),
+            e.contains(
+                "tutorial, errors, names, printk, fentry, storm, burst, contention, options"
+            ),
             "{e}"
         );
     }

@@ -250,6 +250,7 @@ fn load(threads: u32, per_thread: u32, failures: u64) -> Load {
         calls: u64::from(threads) * u64::from(per_thread),
         failures,
         pid: std::process::id(),
+        consumer_paused: false,
     }
 }
 

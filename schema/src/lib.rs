@@ -257,6 +257,10 @@ pub struct Load {
     /// The workload's pid (its threads share it; the tracer ran with
     /// `--pid` set to it, so its counters are the workload's alone).
     pub pid: u32,
+    /// The tracer was stopped (SIGSTOP) for the whole workload, so its ring
+    /// had to overflow: losses are certain, and must be counted exactly.
+    #[serde(default)]
+    pub consumer_paused: bool,
 }
 
 /// The function the tracer attaches to on the running kernel

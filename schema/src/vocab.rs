@@ -89,6 +89,7 @@ named! {
         Printk = "printk",
         Fentry = "fentry",
         Storm = "storm",
+        Burst = "burst",
         Contention = "contention",
         Options = "options",
     }
@@ -141,6 +142,6 @@ mod tests {
             e,
             "unknown TracerMode `nope`; valid: kprobe, fentry, printk, empty-kprobe, empty-kretprobe, empty-pair"
         );
-        assert_eq!(Scenario::ALL.len(), 8);
+        assert_eq!(Scenario::ALL.len(), 9);
     }
 }
