@@ -18,8 +18,7 @@ pub mod figures;
 pub mod stats;
 
 pub use baseline::{baseline_of, compare, Baseline, Comparison};
-pub use figures::{bpf_per_call, figures, merge_runs};
-pub use stats::{estimate, read_samples, RoundSamples};
+pub use figures::{figures, merge_runs};
 
 use crate::model::figures::Clock;
 
