@@ -279,18 +279,8 @@ pub struct TargetInfo {
 }
 
 /// The probe modes an overhead run knows (the guest agent runs them, the
-/// harness reports them), in report order.
-pub const OVERHEAD_MODES: &[&str] = &[
-    "baseline",
-    "empty-kprobe",
-    "empty-kretprobe",
-    "empty-pair",
-    "kprobe",
-    "kprobe-json",
-    "fentry",
-    "printk",
-    "bpftrace",
-];
+/// harness reports them), in report order: the names of [`OverheadMode`].
+pub const OVERHEAD_MODES: &[&str] = &vocab::OVERHEAD_MODE_NAMES;
 
 /// One measured round of one probe mode in an overhead run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

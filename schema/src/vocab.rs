@@ -18,7 +18,7 @@ macro_rules! named {
             pub const ALL: &'static [$T] = &[$($T::$V),*];
 
             /// Its name on the command line and in files.
-            pub fn name(self) -> &'static str {
+            pub const fn name(self) -> &'static str {
                 match self { $($T::$V => $n,)* }
             }
 
@@ -120,6 +120,18 @@ named! {
         Bpftrace = "bpftrace",
     }
 }
+
+/// The names of every [`OverheadMode`], in report order (for the reports
+/// and JSON maps keyed by mode name).
+pub const OVERHEAD_MODE_NAMES: [&str; 9] = {
+    let mut names = [""; 9];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = OverheadMode::ALL[i].name();
+        i += 1;
+    }
+    names
+};
 
 #[cfg(test)]
 mod tests {

@@ -111,7 +111,7 @@ fn select_modes(asked: &[String]) -> std::result::Result<Vec<&'static str>, Stri
     Ok(overhead::MODES
         .iter()
         .copied()
-        .filter(|m| asked.is_empty() || *m == "baseline" || asked.iter().any(|a| a == m))
+        .filter(|m| asked.is_empty() || *m == overhead::BASELINE || asked.iter().any(|a| a == m))
         .collect())
 }
 

@@ -16,7 +16,7 @@ use crate::model::{Accel, Status};
 use crate::vm::boot::{self, BootEnd, BootSpec, Deadlines};
 
 /// Where the guest sees its results directory (a tmpfs in every guest).
-pub const GUEST_OUT: &str = "/run/unlink-out";
+pub use unlink_schema::protocol::GUEST_OUT;
 
 /// What the boot stages of one cell work with.
 pub(super) struct CellRun<'a> {
@@ -162,7 +162,7 @@ pub(super) fn boot_guest(c: &CellRun, gb: &GuestBoot) -> Boot {
                         Job::Gate => "tracing",
                         Job::Overhead(_) => "measuring",
                     },
-                    line.trim_start_matches("UNLINK-GUEST: ")
+                    line.trim_start_matches(unlink_schema::protocol::CONSOLE_MARKER)
                 ),
             }
         };
@@ -233,10 +233,10 @@ pub(super) fn boot_guest(c: &CellRun, gb: &GuestBoot) -> Boot {
             Status::Fail,
             anyhow::anyhow!("{} in the guest: {}", f.kind, f.line),
         )),
-        BootEnd::Exited(_) if !gb.out.join("done").exists() => {
+        BootEnd::Exited(_) if !gb.out.join(unlink_schema::protocol::files::DONE).exists() => {
             Err(CellFailure::error(anyhow::anyhow!(
                 "the guest agent did not finish (no {}); console log: {}",
-                gb.out.join("done").display(),
+                gb.out.join(unlink_schema::protocol::files::DONE).display(),
                 console.display()
             )))
         }

@@ -175,7 +175,11 @@ fn measure_clock(
     // The agent exits non-zero when a round failed; its figures
     // still say which, so read them whenever they are there.
     let booted = match boot.end {
-        Err(e) if !out.join("overhead-run.json").exists() => {
+        Err(e)
+            if !out
+                .join(unlink_schema::protocol::files::OVERHEAD_RUN)
+                .exists() =>
+        {
             f.error = Some(format!("{:#}", e.error));
             return (f, Some(seen));
         }

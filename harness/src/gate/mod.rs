@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use unlink_schema::{RunOutcome, Step, FILENAME_BUF};
+use unlink_schema::protocol::files;
+use unlink_schema::{RunOutcome, Scenario, Step, FILENAME_BUF};
 
 pub mod check;
 pub mod console;
@@ -26,16 +27,7 @@ use normalise::{Normalised, TraceEvent, TracerSummary};
 
 /// The scenarios every cell runs, in order (the agent knows their
 /// workloads).
-pub const SCENARIOS: &[&str] = &[
-    "tutorial",
-    "errors",
-    "names",
-    "printk",
-    "fentry",
-    "storm",
-    "contention",
-    "options",
-];
+pub const SCENARIOS: &[Scenario] = Scenario::ALL;
 
 /// Every verdict of a cell's gate table: the scenarios, then the
 /// invariants checked across them.
@@ -46,6 +38,7 @@ pub const VERDICTS: &[&str] = &[
     "printk",
     "fentry",
     "storm",
+    "burst",
     "contention",
     "fields",
     "text",
@@ -64,7 +57,7 @@ pub const VERDICTS: &[&str] = &[
 pub const FIELD_CHECKED: &[&str] = &["tutorial", "errors", "names", "fentry"];
 
 /// The scenarios whose normalised trace is a reviewed snapshot.
-pub const SNAPSHOTTED: &[&str] = &["tutorial", "errors", "names"];
+pub const SNAPSHOTTED: &[Scenario] = Scenario::SNAPSHOTTED;
 
 /// What a cell's gate found, besides the verdicts.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -90,11 +83,11 @@ pub struct Run {
 /// Reads what the agent wrote for one run; Err names what is missing or failed.
 pub fn read_run(dir: &Path) -> Result<Run> {
     let outcome: RunOutcome = serde_json::from_slice(
-        &std::fs::read(dir.join("result.json"))
+        &std::fs::read(dir.join(files::RESULT))
             .with_context(|| format!("no {}/result.json", dir.display()))?,
     )
     .context("result.json")?;
-    let stderr = std::fs::read_to_string(dir.join("tracer.err")).unwrap_or_default();
+    let stderr = std::fs::read_to_string(dir.join(files::TRACER_ERR)).unwrap_or_default();
     if !outcome.ok {
         let tracer_said = stderr
             .lines()
@@ -107,9 +100,9 @@ pub fn read_run(dir: &Path) -> Result<Run> {
             tracer_said
         );
     }
-    let steps: Vec<Step> = serde_json::from_slice(&std::fs::read(dir.join("workload.json"))?)
+    let steps: Vec<Step> = serde_json::from_slice(&std::fs::read(dir.join(files::WORKLOAD))?)
         .context("workload.json")?;
-    let trace = std::fs::read_to_string(dir.join("trace.out")).unwrap_or_default();
+    let trace = std::fs::read_to_string(dir.join(files::TRACE)).unwrap_or_default();
     Ok(Run {
         outcome,
         steps,
@@ -121,7 +114,7 @@ pub fn read_run(dir: &Path) -> Result<Run> {
 /// `uname -r` as the guest agent reported it (in any scenario's result).
 pub fn guest_release(out: &Path) -> Option<String> {
     SCENARIOS.iter().find_map(|s| {
-        let bytes = std::fs::read(out.join(s).join("result.json")).ok()?;
+        let bytes = std::fs::read(out.join(s.name()).join(files::RESULT)).ok()?;
         let o: RunOutcome = serde_json::from_slice(&bytes).ok()?;
         Some(o.kernel_release).filter(|r| !r.is_empty())
     })
@@ -137,7 +130,7 @@ fn normalised(dir: &Path) -> Result<(Run, Vec<TraceEvent>, Normalised, TracerSum
     let events = normalise::parse_events(&run.trace)?;
     let summary = summary_of(&run)?;
     let n = normalise::normalise(&run.steps, &events, &summary);
-    std::fs::write(dir.join("normalised.txt"), &n.text)?;
+    std::fs::write(dir.join(files::NORMALISED), &n.text)?;
     anyhow::ensure!(
         summary.counters.decode_errors == 0,
         "{} ring buffer records did not decode",
@@ -175,7 +168,7 @@ pub fn gate(
     let mut texts: BTreeMap<&str, String> = BTreeMap::new();
     let mut runs: BTreeMap<&str, (Vec<Step>, Vec<TraceEvent>, TracerSummary)> = BTreeMap::new();
 
-    for &name in SNAPSHOTTED {
+    for name in SNAPSHOTTED.iter().map(|s| s.name()) {
         let r = (|| -> Result<String> {
             let (run, events, n, summary) = normalised(&out.join(name))?;
             if name == "tutorial" {
@@ -227,9 +220,20 @@ pub fn gate(
         &texts,
         fentry_expectation(img),
     ));
-    let (storm, _) = check_load("storm", &out.join("storm"), img, release);
-    results.push(storm);
-    let (contention, missed) = check_load("contention", &out.join("contention"), img, release);
+    for (sc, losses) in [
+        (Scenario::Storm, Losses::Certain),
+        (Scenario::Burst, Losses::None),
+    ] {
+        let (r, _) = check_load(sc.name(), &out.join(sc.name()), img, release, losses);
+        results.push(r);
+    }
+    let (contention, missed) = check_load(
+        "contention",
+        &out.join(Scenario::Contention.name()),
+        img,
+        release,
+        Losses::Any,
+    );
     facts.missed_returns = missed;
     results.push(contention);
     results.push(verdict("fields", check_fields(out)));
@@ -365,6 +369,7 @@ fn check_load(
     dir: &Path,
     img: &KernelImage,
     release: &str,
+    losses: Losses,
 ) -> (ScenarioResult, Option<u64>) {
     let preemption = img.config_enabled("CONFIG_PREEMPTION");
     let may_miss = may_miss_returns(preemption, release);
@@ -402,6 +407,8 @@ fn check_load(
             "{} returns found no open entry on their thread: entries and returns are not paired per thread",
             c.unpaired_returns
         );
+        losses_as_expected(losses, load.consumer_paused, c.dropped, load.calls)
+            .map_err(|e| anyhow::anyhow!(e))?;
         let counted = c.entries.saturating_sub(c.returns);
         let (missed, how) = match c.kernel_missed {
             // The kernel's count covers every process; ours only the workload.
@@ -417,8 +424,14 @@ fn check_load(
         Ok((
             missed,
             format!(
-                "{} threads x {}: {} calls = kernel entries; returns {} = events {} + dropped {}; returns missed {missed} ({how})",
-                load.threads, load.calls_per_thread, load.calls, c.returns, c.events, c.dropped
+                "{} threads x {}{}: {} calls = kernel entries; returns {} = events {} + dropped {}; returns missed {missed} ({how})",
+                load.threads,
+                load.calls_per_thread,
+                if load.consumer_paused { " (tracer stopped)" } else { "" },
+                load.calls,
+                c.returns,
+                c.events,
+                c.dropped
             ),
         ))
     })();
@@ -445,6 +458,39 @@ fn check_load(
             ),
             Some(missed),
         ),
+    }
+}
+
+/// What a load scenario's ring must do with its records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Losses {
+    /// The storm: its consumer is stopped and its ring small, so records
+    /// are lost, and the loss accounting is exercised on every cell.
+    Certain,
+    /// The burst: the default ring holds it whole.
+    None,
+    /// Contention: not about the ring.
+    Any,
+}
+
+/// Whether a load run lost what it had to (pure).
+pub fn losses_as_expected(
+    losses: Losses,
+    consumer_paused: bool,
+    dropped: u64,
+    calls: u64,
+) -> Result<(), String> {
+    match losses {
+        Losses::Certain if !consumer_paused => {
+            Err("the agent did not stop the tracer for the storm: its ring need not overflow".into())
+        }
+        Losses::Certain if dropped == 0 => Err(format!(
+            "the ring did not overflow ({calls} calls, consumer stopped, 0 dropped): the loss accounting was not exercised"
+        )),
+        Losses::None if dropped > 0 => Err(format!(
+            "the default ring dropped {dropped} of {calls} calls of a burst it holds whole"
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -844,5 +890,39 @@ mod tests {
         }
         let v = fentry_verdict(r(Status::Pass, "x"), FentryExpectation::Unavailable);
         assert!(v.detail.starts_with("--mode fentry:"), "{}", v.detail);
+    }
+
+    /// The storm must lose records (and the agent must have stopped its
+    /// consumer), the burst must lose none; contention may do either.
+    #[test]
+    fn load_losses_follow_the_scenario() {
+        let cases = [
+            (Losses::Certain, true, 1_890, Ok(())),
+            (Losses::Certain, true, 0, Err("the ring did not overflow")),
+            (
+                Losses::Certain,
+                false,
+                5,
+                Err("the agent did not stop the tracer"),
+            ),
+            (Losses::None, false, 0, Ok(())),
+            (
+                Losses::None,
+                false,
+                3,
+                Err("the default ring dropped 3 of 2000"),
+            ),
+            (Losses::Any, false, 7, Ok(())),
+        ];
+        for (losses, paused, dropped, want) in cases {
+            let got = losses_as_expected(losses, paused, dropped, 2_000);
+            match want {
+                Ok(()) => assert_eq!(got, Ok(()), "{losses:?} {dropped}"),
+                Err(w) => assert!(
+                    got.as_ref().is_err_and(|e| e.starts_with(w)),
+                    "{losses:?} {dropped}: {got:?}"
+                ),
+            }
+        }
     }
 }

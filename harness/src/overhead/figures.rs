@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use unlink_schema::{OverheadRound, OverheadRun};
 
 use super::stats::{estimate, read_samples, RoundSamples};
-use super::{BENCHES, EMPTY_PAIR, MODES, TRACER_MODE};
+use super::{BASELINE, BENCHES, BPFTRACE, EMPTY_PAIR, MODES, PRINTK, TRACER_MODE};
 use crate::kernels::facts::{FentryExpectation, DIRECT_CALLS};
 use crate::model::figures::{BenchFigures, CellOverhead, Clock, ClockFigures, ModeFigures};
 use crate::model::{CellResult, Status};
@@ -38,7 +38,7 @@ pub fn bpf_per_call(rounds: &[&OverheadRound]) -> Option<f64> {
 /// only where the kernel cannot have trampolines.
 pub fn figures(out: &Path, clock: Clock, fentry: FentryExpectation) -> Result<ClockFigures> {
     let run: OverheadRun = serde_json::from_slice(
-        &std::fs::read(out.join("overhead-run.json"))
+        &std::fs::read(out.join(unlink_schema::protocol::files::OVERHEAD_RUN))
             .with_context(|| format!("no {}/overhead-run.json", out.display()))?,
     )
     .context("parsing overhead-run.json")?;
@@ -57,10 +57,10 @@ pub fn figures(out: &Path, clock: Clock, fentry: FentryExpectation) -> Result<Cl
         f.modes.push(mode_figures(out, mode, &rounds, fentry));
     }
     // Overheads against the baseline.
-    let baseline = f.mode("baseline").cloned();
+    let baseline = f.mode(BASELINE).cloned();
     for m in &mut f.modes {
         for (bench, b) in &mut m.benches {
-            if m.mode != "baseline" {
+            if m.mode != BASELINE {
                 b.overhead = baseline
                     .as_ref()
                     .and_then(|base| base.benches.get(bench))
@@ -83,7 +83,7 @@ impl ClockFigures {
                 self.tracer_to_empty_pair
                     .insert(bench.to_string(), round3(t / p));
             }
-            if let (Some(t), Some(b)) = (tracer, self.overhead("bpftrace", bench)) {
+            if let (Some(t), Some(b)) = (tracer, self.overhead(BPFTRACE, bench)) {
                 self.tracer_to_bpftrace
                     .insert(bench.to_string(), round3(t / b));
             }
@@ -231,7 +231,7 @@ fn mode_figures(
             *m.probe_dropped.get_or_insert(0) += dropped;
             // printk lines can be overwritten in the trace buffer before
             // they are read: only the counted probes must see every call.
-            if mode != "printk" && seen + dropped < round_calls {
+            if mode != PRINTK && seen + dropped < round_calls {
                 problems.push(format!(
                     "round {}: the probe reported {seen} calls (+{dropped} dropped) but the bench made at least {round_calls}: was it attached?",
                     r.round

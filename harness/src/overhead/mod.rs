@@ -27,17 +27,20 @@ pub use unlink_schema::OVERHEAD_MODES as MODES;
 
 /// What each mode is, for reports.
 pub fn mode_description(mode: &str) -> &'static str {
-    match mode {
-        "baseline" => "no probe",
-        "empty-kprobe" => "a kprobe whose program does nothing",
-        "empty-kretprobe" => "a kretprobe whose program does nothing",
-        "empty-pair" => "an empty kprobe + kretprobe: the mechanism alone",
-        "kprobe" => "the tracer (kprobe + kretprobe), every event decoded in user space",
-        "kprobe-json" => "the tracer, every event printed as a JSON line (to a file)",
-        "fentry" => "the tracer in fentry mode, every event decoded in user space",
-        "printk" => "the tutorial as written: bpf_printk, trace_pipe read and printed to a file",
-        "bpftrace" => "bpftrace's one-liner of the tutorial, printing to a file",
-        _ => "",
+    use unlink_schema::OverheadMode as M;
+    match M::parse(mode) {
+        Ok(M::Baseline) => "no probe",
+        Ok(M::EmptyKprobe) => "a kprobe whose program does nothing",
+        Ok(M::EmptyKretprobe) => "a kretprobe whose program does nothing",
+        Ok(M::EmptyPair) => "an empty kprobe + kretprobe: the mechanism alone",
+        Ok(M::Kprobe) => "the tracer (kprobe + kretprobe), every event decoded in user space",
+        Ok(M::KprobeJson) => "the tracer, every event printed as a JSON line (to a file)",
+        Ok(M::Fentry) => "the tracer in fentry mode, every event decoded in user space",
+        Ok(M::Printk) => {
+            "the tutorial as written: bpf_printk, trace_pipe read and printed to a file"
+        }
+        Ok(M::Bpftrace) => "bpftrace's one-liner of the tutorial, printing to a file",
+        Err(_) => "",
     }
 }
 
@@ -45,8 +48,13 @@ pub fn mode_description(mode: &str) -> &'static str {
 pub const BENCHES: &[&str] = &["create_unlink", "unlink_missing"];
 
 /// The mode whose overhead is the tracer's, and the one it is held against.
-pub const TRACER_MODE: &str = "kprobe";
-pub const EMPTY_PAIR: &str = "empty-pair";
+pub const TRACER_MODE: &str = unlink_schema::OverheadMode::Kprobe.name();
+pub const EMPTY_PAIR: &str = unlink_schema::OverheadMode::EmptyPair.name();
+/// The mode every other is measured against, and the peer held beside the
+/// tracer.
+pub const BASELINE: &str = unlink_schema::OverheadMode::Baseline.name();
+pub const BPFTRACE: &str = unlink_schema::OverheadMode::Bpftrace.name();
+pub const PRINTK: &str = unlink_schema::OverheadMode::Printk.name();
 
 /// How an overhead run measures.
 #[derive(Debug, Clone, PartialEq)]

@@ -33,7 +33,7 @@ const PALETTE: &[RGBColor] = &[
 fn colour(mode: &str) -> RGBColor {
     let i = MODES
         .iter()
-        .filter(|m| **m != "baseline")
+        .filter(|m| **m != crate::overhead::BASELINE)
         .position(|m| *m == mode)
         .unwrap_or(0);
     PALETTE[i % PALETTE.len()]
@@ -73,7 +73,7 @@ pub fn svg(bars: &[Bar], title: &str, unit: &str) -> Result<String> {
         .filter(|m| bars.iter().any(|b| b.mode == *m))
         .collect();
     if modes.is_empty() {
-        modes.push("baseline");
+        modes.push(crate::overhead::BASELINE);
     }
     let panels = arches.len().max(1);
     let (width, height) = (1100u32, 60 + 380 * panels as u32);

@@ -237,7 +237,7 @@ pub fn console_failure(line: &str) -> Option<ConsoleFailure> {
 }
 
 /// The line the guest agent prints first: the guest is up.
-pub const GUEST_START_MARKER: &str = "UNLINK-GUEST: start";
+pub use unlink_schema::protocol::GUEST_START_MARKER;
 
 /// A boot's two deadlines: until the guest agent starts, then for its run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -421,7 +421,7 @@ pub fn run(
                 if first_kernel_line.is_none() && line.contains("] Linux version") {
                     first_kernel_line = Some(start.elapsed().as_secs_f64());
                 }
-                if let Some(at) = line.find("UNLINK-GUEST: ") {
+                if let Some(at) = line.find(unlink_schema::protocol::CONSOLE_MARKER) {
                     if guest_start.is_none() && line.contains(GUEST_START_MARKER) {
                         guest_start = Some(start.elapsed());
                     }

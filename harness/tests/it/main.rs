@@ -12,6 +12,7 @@ use std::process::Command;
 use std::sync::Mutex;
 
 use serde_json::Value;
+use unlink_schema::protocol::files;
 
 fn harness() -> Command {
     Command::new(env!("CARGO_BIN_EXE_harness"))
@@ -118,9 +119,9 @@ fn the_whole_matrix_passes() {
         let dir = cell_dir(report.path(), alias, arch);
         // Every snapshotted scenario against its reviewed snapshot (the
         // variant the engine chose, if one exists for this cell).
-        for scenario in harness::gate::SNAPSHOTTED {
+        for scenario in harness::gate::SNAPSHOTTED.iter().map(|s| s.name()) {
             let text =
-                std::fs::read_to_string(dir.join("out").join(scenario).join("normalised.txt"))
+                std::fs::read_to_string(dir.join("out").join(scenario).join(files::NORMALISED))
                     .unwrap_or_else(|_| {
                         panic!("{alias}/{arch}: no normalised {scenario} trace; cell: {cell:#}")
                     });
