@@ -48,6 +48,9 @@ enum Cmd {
         #[arg(trailing_var_arg = true)]
         args: Vec<String>,
     },
+    /// (internal) Kills a run's guests if the harness dies.
+    #[command(name = "__guard", hide = true)]
+    Guard,
 }
 
 fn main() -> ExitCode {
@@ -59,6 +62,7 @@ fn main() -> ExitCode {
         Cmd::Doctor => cli::doctor::run(),
         Cmd::Clean { all } => cli::clean::run(all),
         Cmd::Test { args } => cli::test::run(&args),
+        Cmd::Guard => cli::signals::guard(),
     };
     match result {
         Ok(code) => code,

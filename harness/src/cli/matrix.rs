@@ -25,14 +25,14 @@ pub struct MatrixArgs {
     /// Report directory [default: target/matrix-report, or target/overhead-report for `overhead`].
     #[arg(long)]
     pub report: Option<PathBuf>,
-    /// Cells run at once [default: from cores and memory].
-    #[arg(long)]
+    /// Cells run at once, 1 to 64 [default: from cores and memory].
+    #[arg(long, value_parser = super::selection::in_range::<usize>(1, 64))]
     pub jobs: Option<usize>,
-    /// Seconds a guest may take to boot to the agent [default: 180 TCG, 60 KVM; x2 for a foreign arch].
-    #[arg(long)]
+    /// Seconds a guest may take to boot to the agent, 1 to 86400 [default: 180 TCG, 60 KVM; x2 for a foreign arch].
+    #[arg(long, value_parser = super::selection::in_range::<u64>(1, 86_400))]
     pub boot_timeout: Option<u64>,
-    /// Seconds the agent may run once booted [default: 420 TCG, 180 KVM; x2 for a foreign arch].
-    #[arg(long)]
+    /// Seconds the agent may run once booted, 1 to 86400 [default: 420 TCG, 180 KVM; x2 for a foreign arch].
+    #[arg(long, value_parser = super::selection::in_range::<u64>(1, 86_400))]
     pub run_timeout: Option<u64>,
     /// One cell's deadlines (boot and run), e.g. `sid/arm64=600`; repeatable.
     #[arg(long, value_name = "CELL=SECS")]
@@ -82,6 +82,10 @@ pub fn run(args: MatrixArgs) -> Result<ExitCode> {
         report_dir.join("matrix.json").display()
     );
     annotate(&results);
+    harness::process::stop::release_guard();
+    if let Some(code) = super::signals::cancelled_code() {
+        return Ok(code);
+    }
     Ok(if failed == 0 {
         ExitCode::SUCCESS
     } else {

@@ -12,6 +12,7 @@ pub mod render;
 pub mod run;
 pub mod selection;
 pub mod setup;
+pub mod signals;
 pub mod test;
 
 /// One line on stderr, `harness: MSG`.

@@ -201,6 +201,10 @@ pub fn run(args: OverheadArgs) -> Result<ExitCode> {
             args.baseline.display()
         ));
     }
+    harness::process::stop::release_guard();
+    if let Some(code) = super::signals::cancelled_code() {
+        return Ok(code);
+    }
     Ok(if failed == 0 && regressed == 0 {
         ExitCode::SUCCESS
     } else {

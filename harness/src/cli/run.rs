@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::mpsc;
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use harness::engine::{self, CellSpec, DeadlineOverrides, GuestImage, Job, Plan};
 use harness::host::{accel, setup};
@@ -56,6 +56,12 @@ pub fn run_engine(
     if args.kernel_image.is_some() && args.select.arch.is_empty() {
         arches = vec![Arch::host()];
     }
+    // One run per report directory; the second says who holds it.
+    std::fs::create_dir_all(report_dir)?;
+    if let Err(msg) = hold_report_dir(report_dir)? {
+        return Ok(Err(usage_error(msg)));
+    }
+    super::signals::install()?;
     let started = Instant::now();
     let cache = harness::paths::cache_root();
     setup::ensure(&cache, &arches, &note)?;
@@ -117,7 +123,6 @@ pub fn run_engine(
     // KVM or TCG: decided once, by a probe boot of the first host-arch
     // kernel (only for --accel auto). A failed fetch is left to its cell;
     // a fetched one is found in the cache by its cell.
-    std::fs::create_dir_all(report_dir)?;
     let probe = accel::probe_kernel(specs.iter().map(|(_, _, kernel)| kernel));
     let choice = match (args.accel, probe) {
         (Accel::Auto, Some(kernel)) => {
@@ -191,4 +196,54 @@ pub fn run_engine(
         accel_reason: choice.reason,
         wall,
     }))
+}
+
+/// The lock file of a report directory: held (flock) for the whole run.
+pub const REPORT_LOCK: &str = ".harness-run.lock";
+
+/// Takes the report directory for this run; Ok(Err(msg)) when another run
+/// holds it (the message names that run). The lock lives until exit.
+fn hold_report_dir(dir: &Path) -> Result<std::result::Result<(), String>> {
+    use nix::fcntl::{Flock, FlockArg};
+    use std::io::Write;
+    let path = dir.join(REPORT_LOCK);
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(mut lock) => {
+            lock.set_len(0)?;
+            let args: Vec<String> = std::env::args().collect();
+            writeln!(
+                lock,
+                "pid {} started {}: {}",
+                std::process::id(),
+                unix_now(),
+                args.join(" ")
+            )?;
+            // Held until the process exits, however it exits.
+            std::mem::forget(lock);
+            Ok(Ok(()))
+        }
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
+            let holder = std::fs::read_to_string(&path).unwrap_or_default();
+            Ok(Err(format!(
+                "report directory {} is in use by another harness run ({}); wait for it or give another --report",
+                dir.display(),
+                holder.trim()
+            )))
+        }
+        Err((_, e)) => Err(e).with_context(|| format!("locking {}", path.display())),
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }

@@ -103,6 +103,17 @@ pub fn parse_cell_timeout(s: &str) -> std::result::Result<(CellId, u64), String>
     ))
 }
 
+/// A clap parser of a whole number in `lo..=hi`; a refusal names the range.
+pub fn in_range<T>(lo: T, hi: T) -> impl Fn(&str) -> std::result::Result<T, String> + Clone
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy + Send + Sync + 'static,
+{
+    move |s: &str| match s.parse::<T>() {
+        Ok(v) if v >= lo && v <= hi => Ok(v),
+        _ => Err(format!("`{s}` is not a whole number from {lo} to {hi}")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,6 +133,19 @@ mod tests {
         for bad in ["sid=5", "sid/sparc=5", "sid/arm64=x", "sid/arm64"] {
             let e = parse_cell_timeout(bad).unwrap_err();
             assert!(e.contains("expected KERNEL/ARCH=SECS"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn numbers_out_of_range_name_the_range() {
+        let jobs = in_range::<usize>(1, 64);
+        assert_eq!(jobs("3"), Ok(3));
+        for bad in ["0", "65", "-1", "x", ""] {
+            assert_eq!(
+                jobs(bad),
+                Err(format!("`{bad}` is not a whole number from 1 to 64")),
+                "{bad}"
+            );
         }
     }
 }

@@ -43,6 +43,15 @@ impl From<anyhow::Error> for CellFailure {
     }
 }
 
+/// The row of a cell the run was cancelled before (it never started).
+pub(super) fn interrupted_row(plan: &Plan, cell: &CellSpec) -> CellResult {
+    CellResult {
+        status: Status::Interrupted,
+        error: Some("interrupted before the cell started".into()),
+        ..blank_row(plan, cell)
+    }
+}
+
 /// The row of a cell that has not run a stage yet.
 fn blank_row(plan: &Plan, cell: &CellSpec) -> CellResult {
     let id = &cell.id;
@@ -121,6 +130,11 @@ pub(super) fn run_cell(
     })();
     match end {
         Ok(()) => row.status = Status::Pass,
+        // Whatever a stage made of being cut short, the cell was interrupted.
+        Err(failure) if crate::process::stop::cancelled().is_some() => {
+            row.status = Status::Interrupted;
+            row.error = Some(format!("interrupted: {:#}", failure.error));
+        }
         Err(failure) => {
             row.status = failure.status;
             row.error = Some(format!("{:#}", failure.error));

@@ -229,6 +229,10 @@ pub(super) fn boot_guest(c: &CellRun, gb: &GuestBoot) -> Boot {
                 ),
             ))
         }
+        BootEnd::Interrupted => Err(CellFailure::new(
+            Status::Interrupted,
+            anyhow::anyhow!("the run was cancelled; QEMU killed"),
+        )),
         BootEnd::Failure(f) => Err(CellFailure::new(
             Status::Fail,
             anyhow::anyhow!("{} in the guest: {}", f.kind, f.line),

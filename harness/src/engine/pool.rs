@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use anyhow::Result;
 
-use super::cell::run_cell;
+use super::cell::{interrupted_row, run_cell};
 use super::{GuestImage, MatrixEvent, Plan};
 use crate::images::rootfs::{self, GuestRoot};
 use crate::model::CellResult;
@@ -27,6 +27,9 @@ pub fn run(plan: &Plan, images: &[GuestImage], tx: &Sender<MatrixEvent>) -> Vec<
             let (queue, results, roots) = (&queue, &results, &roots);
             s.spawn(move || {
                 while let Some((i, cell)) = queue.lock().ok().and_then(|mut q| q.pop_front()) {
+                    if crate::process::stop::cancelled().is_some() {
+                        break;
+                    }
                     let image = images.iter().find(|g| g.arch == cell.id.arch);
                     let r = run_cell(plan, cell, image, roots, &tx);
                     let _ = tx.send(MatrixEvent::Done(Box::new(r.clone())));
@@ -37,11 +40,12 @@ pub fn run(plan: &Plan, images: &[GuestImage], tx: &Sender<MatrixEvent>) -> Vec<
             });
         }
     });
-    results
-        .into_inner()
-        .unwrap_or_default()
-        .into_iter()
-        .flatten()
+    // Every cell gets a row: those never started are interrupted.
+    let results = results.into_inner().unwrap_or_default();
+    plan.cells
+        .iter()
+        .zip(results)
+        .map(|(cell, r)| r.unwrap_or_else(|| interrupted_row(plan, cell)))
         .collect()
 }
 

@@ -105,6 +105,9 @@ pub enum Status {
     /// A scenario the kernel cannot support, established from the kernel
     /// itself (its config), not from a version guess.
     ExpectedLimitation,
+    /// The run was cancelled (SIGINT, SIGTERM, SIGHUP) before the cell
+    /// finished; its guest was killed.
+    Interrupted,
 }
 
 impl Status {

@@ -25,6 +25,7 @@ pub fn status_mark(s: Status) -> &'static str {
         Status::Timeout => "⏱️ timeout",
         Status::Error => "⚠️ error",
         Status::ExpectedLimitation => "➖ expected limitation",
+        Status::Interrupted => "⏹️ interrupted",
     }
 }
 
@@ -144,6 +145,7 @@ fn mark(s: Status) -> &'static str {
         Status::Pass => "✅",
         Status::ExpectedLimitation => "➖",
         Status::Timeout => "⏱️",
+        Status::Interrupted => "⏹️",
         Status::Fail | Status::Error => "❌",
     }
 }
@@ -227,6 +229,11 @@ pub fn junit(cells: &[CellResult]) -> Result<String> {
             let mut status = match c.status {
                 Status::Pass => TestCaseStatus::success(),
                 Status::Error => TestCaseStatus::non_success(NonSuccessKind::Error),
+                Status::Interrupted => {
+                    let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
+                    s.set_type("interrupted");
+                    s
+                }
                 _ => TestCaseStatus::non_success(NonSuccessKind::Failure),
             };
             if let Some(e) = &c.error {
@@ -241,7 +248,9 @@ pub fn junit(cells: &[CellResult]) -> Result<String> {
             let mut status = match sc.status {
                 Status::Pass => TestCaseStatus::success(),
                 Status::ExpectedLimitation => TestCaseStatus::skipped(),
-                Status::Error => TestCaseStatus::non_success(NonSuccessKind::Error),
+                Status::Error | Status::Interrupted => {
+                    TestCaseStatus::non_success(NonSuccessKind::Error)
+                }
                 Status::Fail | Status::Timeout => {
                     TestCaseStatus::non_success(NonSuccessKind::Failure)
                 }

@@ -313,6 +313,8 @@ pub enum BootEnd {
     Timeout(Phase),
     /// A kernel failure was seen on the console; QEMU was killed.
     Failure(ConsoleFailure),
+    /// The run was cancelled (a signal to the harness); QEMU was killed.
+    Interrupted,
 }
 
 #[derive(Debug, Clone)]
@@ -366,6 +368,8 @@ pub fn run(
         .spawn()
         .with_context(|| format!("starting {}", spec.vng.display()))?;
     let pgid = nix::unistd::Pid::from_raw(child.id() as i32);
+    // Killed with the run, however it ends (see `process::stop`).
+    let _group = crate::process::stop::Group::register(pgid.as_raw());
 
     let (tx, rx) = mpsc::channel::<String>();
     let mut readers = Vec::new();
@@ -409,6 +413,10 @@ pub fn run(
                 (at + deadlines.run).saturating_sub(start.elapsed()),
             ),
         };
+        if crate::process::stop::cancelled().is_some() {
+            kill();
+            break BootEnd::Interrupted;
+        }
         if left.is_zero() {
             kill();
             break BootEnd::Timeout(phase);
@@ -436,6 +444,9 @@ pub fn run(
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => {
                 let status = child.wait().context("waiting for vng")?;
+                if crate::process::stop::cancelled().is_some() {
+                    break BootEnd::Interrupted;
+                }
                 break BootEnd::Exited(status.code());
             }
         }

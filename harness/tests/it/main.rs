@@ -807,3 +807,197 @@ fn the_module_layering_holds() {
     }
     assert!(broken.is_empty(), "{}", broken.join("\n"));
 }
+
+/// Every descendant of `root` now, as (pid, start time) from /proc: a
+/// process is the same only if both match (pids are reused).
+fn descendants(root: u32) -> Vec<(u32, u64)> {
+    let mut procs: Vec<(u32, u32, u64)> = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if let Some((ppid, start)) = proc_stat(pid) {
+            procs.push((pid, ppid, start));
+        }
+    }
+    let mut out = Vec::new();
+    let mut frontier = vec![root];
+    while let Some(p) = frontier.pop() {
+        for &(pid, ppid, start) in &procs {
+            if ppid == p {
+                out.push((pid, start));
+                frontier.push(pid);
+            }
+        }
+    }
+    out
+}
+
+/// (ppid, start time) of a live process.
+fn proc_stat(pid: u32) -> Option<(u32, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The comm may hold spaces and parentheses: fields follow the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    // state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
+    // utime stime cutime cstime priority nice threads itrealvalue starttime
+    let (ppid, start) = (f.get(1)?.parse().ok()?, f.get(19)?.parse().ok()?);
+    (f.first() != Some(&"Z")).then_some((ppid, start))
+}
+
+fn comm(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+/// A two-cell matrix started in the background, once its guests run: the
+/// child, its report dir, and its process tree at that moment.
+#[allow(
+    clippy::zombie_processes,
+    reason = "the child is handed to the caller, which waits for it"
+)]
+fn matrix_with_guests_up() -> (std::process::Child, tempfile::TempDir, Vec<(u32, u64)>) {
+    let report = tempfile::tempdir().expect("temp dir");
+    let mut child = harness()
+        .args([
+            "matrix",
+            "--kernels",
+            "bookworm,trixie",
+            "--arch",
+            "x86_64",
+            "--accel",
+            "tcg",
+            "--jobs",
+            "2",
+            "--report",
+        ])
+        .arg(report.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("starting harness matrix");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    loop {
+        let tree = descendants(child.id());
+        let qemus = tree
+            .iter()
+            .filter(|(p, _)| comm(*p).starts_with("qemu-system"))
+            .count();
+        if qemus >= 2 {
+            // Let the guests get going (virtiofsd, the kernels booting).
+            std::thread::sleep(std::time::Duration::from_secs(3));
+            let tree = descendants(child.id());
+            return (child, report, tree);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("no two guests running within 300 s; tree: {tree:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// Waits up to `secs` for every process of `tree` to be gone; the living.
+fn survivors(tree: &[(u32, u64)], secs: u64) -> Vec<String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        let alive: Vec<String> = tree
+            .iter()
+            .filter(|(pid, start)| proc_stat(*pid).is_some_and(|(_, s)| s == *start))
+            .map(|(pid, _)| format!("{pid} {}", comm(*pid)))
+            .collect();
+        if alive.is_empty() || std::time::Instant::now() > deadline {
+            return alive;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// SIGINT, SIGTERM, SIGKILL to a running two-cell matrix: within 5 s no
+/// process it started is alive (QEMU, vng, virtiofsd: its whole tree, by
+/// pid and start time); on SIGINT/SIGTERM the report marks the unfinished
+/// cells `interrupted` and the exit code is 128 + the signal.
+#[test]
+fn a_signalled_matrix_leaves_nothing_behind() {
+    use nix::sys::signal::{kill, Signal};
+    use std::os::unix::process::ExitStatusExt;
+    let _g = guests();
+    for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGKILL] {
+        let (mut child, report, tree) = matrix_with_guests_up();
+        assert!(
+            tree.iter().any(|(p, _)| comm(*p).starts_with("virtiofsd")),
+            "{sig}: no virtiofsd in the tree: {tree:?}"
+        );
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        kill(pid, sig).expect("signalling the harness");
+        let sent = std::time::Instant::now();
+        let status = child.wait().expect("waiting for the harness");
+        let left = survivors(&tree, 5);
+        assert!(
+            left.is_empty(),
+            "{sig}: still alive 5 s after the harness ended: {left:?}"
+        );
+        eprintln!(
+            "{sig}: harness ended in {:.1}s ({status}); {} processes of its tree gone",
+            sent.elapsed().as_secs_f64(),
+            tree.len()
+        );
+        if sig == Signal::SIGKILL {
+            assert_eq!(status.signal(), Some(9), "{status}");
+            continue;
+        }
+        assert_eq!(status.code(), Some(128 + sig as i32), "{sig}: {status}");
+        let json: Value = serde_json::from_slice(
+            &std::fs::read(report.path().join("matrix.json")).expect("matrix.json written"),
+        )
+        .expect("matrix.json");
+        for cell in cells(&json) {
+            assert_eq!(cell["status"], "interrupted", "{sig}: {cell:#}");
+        }
+        let summary = std::fs::read_to_string(report.path().join("summary.md")).expect("summary");
+        assert!(summary.contains("interrupted"), "{summary}");
+        let junit = std::fs::read_to_string(report.path().join("junit.xml")).expect("junit");
+        assert!(junit.contains("interrupted"), "{junit}");
+    }
+}
+
+/// Two matrices into one report directory: the second refuses in one line
+/// naming the run that holds it, and exits 2.
+#[test]
+fn a_second_run_on_one_report_dir_is_refused() {
+    let _g = guests();
+    let (mut first, report, _) = matrix_with_guests_up();
+    let second = harness()
+        .args([
+            "matrix",
+            "--kernels",
+            "bookworm",
+            "--arch",
+            "x86_64",
+            "--accel",
+            "tcg",
+            "--report",
+        ])
+        .arg(report.path())
+        .output()
+        .expect("running a second matrix");
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(first.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    );
+    let _ = first.wait();
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(2), "{err}");
+    let line = err
+        .lines()
+        .find(|l| l.contains("is in use by another harness run"))
+        .unwrap_or_else(|| panic!("no refusal line: {err}"));
+    assert!(line.contains(&format!("pid {}", first.id())), "{line}");
+}
