@@ -808,10 +808,12 @@ fn the_module_layering_holds() {
     assert!(broken.is_empty(), "{}", broken.join("\n"));
 }
 
-/// Every descendant of `root` now, as (pid, start time) from /proc: a
-/// process is the same only if both match (pids are reused).
+/// Every process of `root`'s tree now, as (pid, start time) from /proc (a
+/// process is the same only if both match: pids are reused): its
+/// descendants, and every member of a process group one of them leads
+/// (daemons such as virtiofsd leave the tree for init but keep the group).
 fn descendants(root: u32) -> Vec<(u32, u64)> {
-    let mut procs: Vec<(u32, u32, u64)> = Vec::new();
+    let mut procs: Vec<(u32, ProcStat)> = Vec::new();
     for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
         let Some(pid) = entry
             .file_name()
@@ -820,33 +822,49 @@ fn descendants(root: u32) -> Vec<(u32, u64)> {
         else {
             continue;
         };
-        if let Some((ppid, start)) = proc_stat(pid) {
-            procs.push((pid, ppid, start));
+        if let Some(st) = proc_stat(pid) {
+            procs.push((pid, st));
         }
     }
-    let mut out = Vec::new();
+    let mut out: Vec<(u32, u64)> = Vec::new();
     let mut frontier = vec![root];
     while let Some(p) = frontier.pop() {
-        for &(pid, ppid, start) in &procs {
-            if ppid == p {
-                out.push((pid, start));
-                frontier.push(pid);
+        for (pid, st) in &procs {
+            if st.ppid == p {
+                out.push((*pid, st.start));
+                frontier.push(*pid);
             }
+        }
+    }
+    let groups: Vec<u32> = out.iter().map(|(pid, _)| *pid).collect();
+    for (pid, st) in &procs {
+        if groups.contains(&st.pgrp) && !out.iter().any(|(p, _)| p == pid) {
+            out.push((*pid, st.start));
         }
     }
     out
 }
 
-/// (ppid, start time) of a live process.
-fn proc_stat(pid: u32) -> Option<(u32, u64)> {
+struct ProcStat {
+    ppid: u32,
+    pgrp: u32,
+    start: u64,
+}
+
+/// A live (not zombie) process's parent, group and start time.
+fn proc_stat(pid: u32) -> Option<ProcStat> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The comm may hold spaces and parentheses: fields follow the last ')'.
     let rest = &stat[stat.rfind(')')? + 2..];
     let f: Vec<&str> = rest.split(' ').collect();
     // state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
     // utime stime cutime cstime priority nice threads itrealvalue starttime
-    let (ppid, start) = (f.get(1)?.parse().ok()?, f.get(19)?.parse().ok()?);
-    (f.first() != Some(&"Z")).then_some((ppid, start))
+    let st = ProcStat {
+        ppid: f.get(1)?.parse().ok()?,
+        pgrp: f.get(2)?.parse().ok()?,
+        start: f.get(19)?.parse().ok()?,
+    };
+    (f.first() != Some(&"Z")).then_some(st)
 }
 
 fn comm(pid: u32) -> String {
@@ -910,7 +928,7 @@ fn survivors(tree: &[(u32, u64)], secs: u64) -> Vec<String> {
     loop {
         let alive: Vec<String> = tree
             .iter()
-            .filter(|(pid, start)| proc_stat(*pid).is_some_and(|(_, s)| s == *start))
+            .filter(|(pid, start)| proc_stat(*pid).is_some_and(|st| st.start == *start))
             .map(|(pid, _)| format!("{pid} {}", comm(*pid)))
             .collect();
         if alive.is_empty() || std::time::Instant::now() > deadline {
