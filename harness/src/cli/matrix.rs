@@ -22,6 +22,10 @@ pub struct MatrixArgs {
     /// QEMU acceleration: auto tries KVM with a probe boot and falls back to TCG.
     #[arg(long, value_enum, default_value = "auto")]
     pub accel: Accel,
+    /// Probe KVM afresh instead of using the decision remembered for this
+    /// host (QEMU binary, host kernel and /dev/kvm unchanged).
+    #[arg(long)]
+    pub reprobe_kvm: bool,
     /// Report directory [default: target/matrix-report, or target/overhead-report for `overhead`].
     #[arg(long)]
     pub report: Option<PathBuf>,

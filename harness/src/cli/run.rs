@@ -123,15 +123,32 @@ pub fn run_engine(
     // KVM or TCG: decided once, by a probe boot of the first host-arch
     // kernel (only for --accel auto). A failed fetch is left to its cell;
     // a fetched one is found in the cache by its cell.
+    // The decision is kept per host configuration: a known host starts
+    // its first cell at once.
     let probe = accel::probe_kernel(specs.iter().map(|(_, _, kernel)| kernel));
-    let choice = match (args.accel, probe) {
-        (Accel::Auto, Some(kernel)) => {
-            accel::probe(args.accel, kernel, &cache, &vng, report_dir, &note).unwrap_or_else(|e| {
-                accel::AccelChoice {
+    let host_key = accel::host_key(accel::qemu_binary(Arch::host()).as_deref());
+    let known = (args.accel == Accel::Auto && !args.reprobe_kvm)
+        .then(|| accel::remembered(&cache, &host_key))
+        .flatten();
+    let choice = match (args.accel, probe, known) {
+        (Accel::Auto, _, Some(r)) if arches.contains(&Arch::host()) => accel::AccelChoice {
+            accel: r.accel,
+            reason: format!(
+                "{} (decided for this host before; --reprobe-kvm or `harness doctor` decides afresh)",
+                r.reason
+            ),
+        },
+        (Accel::Auto, Some(kernel), _) => {
+            match accel::probe(args.accel, kernel, &cache, &vng, report_dir, &note) {
+                Ok(c) => {
+                    accel::remember(&cache, &host_key, &c)?;
+                    c
+                }
+                Err(e) => accel::AccelChoice {
                     accel: Accel::Tcg,
                     reason: format!("no kernel to probe KVM with ({e:#})"),
-                }
-            })
+                },
+            }
         }
         _ => accel::choose(args.accel, arches[0], &vng, Path::new(""), report_dir),
     };

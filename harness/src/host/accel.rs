@@ -3,9 +3,10 @@
 //! matrix, the overhead meter and `harness doctor`: the same kernel pick,
 //! the same boot.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
+use serde::{Deserialize, Serialize};
 
 use crate::kernels::kernel::KernelSource;
 use crate::model::{Accel, Arch};
@@ -19,6 +20,91 @@ const PROBE_DIR: &str = "/run/kvm-probe";
 pub struct AccelChoice {
     pub accel: Accel,
     pub reason: String,
+}
+
+/// The QEMU system emulator for `arch`, as found on PATH (vng runs that one).
+pub fn qemu_binary(arch: Arch) -> Option<PathBuf> {
+    let name = match arch {
+        Arch::X86_64 => "qemu-system-x86_64",
+        Arch::Arm64 => "qemu-system-aarch64",
+    };
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// What can change whether KVM works on this host, as one key: the QEMU
+/// binary (path, size, mtime), the host kernel (`uname -r` and its build)
+/// and `/dev/kvm` (device number, mode, owner). Any of them changing
+/// means deciding again.
+pub fn host_key(qemu: Option<&Path>) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let file = |p: &Path| match std::fs::metadata(p) {
+        Ok(m) => format!(
+            "{} size {} mtime {} rdev {:x} mode {:o} uid {}",
+            p.display(),
+            m.size(),
+            m.mtime(),
+            m.rdev(),
+            m.mode(),
+            m.uid()
+        ),
+        Err(_) => format!("{} absent", p.display()),
+    };
+    let kernel = nix::sys::utsname::uname()
+        .map(|u| {
+            format!(
+                "{} {}",
+                u.release().to_string_lossy(),
+                u.version().to_string_lossy()
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        "qemu: {}; kernel: {kernel}; kvm: {}",
+        qemu.map(file).unwrap_or_else(|| "none".into()),
+        file(Path::new("/dev/kvm"))
+    )
+}
+
+/// A KVM decision kept for a host configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Remembered {
+    pub key: String,
+    pub accel: Accel,
+    pub reason: String,
+    /// Unix seconds of the probe.
+    pub decided_at: u64,
+}
+
+/// Where the decision is kept.
+pub fn remembered_path(cache: &Path) -> PathBuf {
+    cache.join("kvm-decision.json")
+}
+
+/// The decision made before for this very host configuration, if any.
+pub fn remembered(cache: &Path, key: &str) -> Option<Remembered> {
+    let r: Remembered =
+        serde_json::from_slice(&std::fs::read(remembered_path(cache)).ok()?).ok()?;
+    (r.key == key).then_some(r)
+}
+
+/// Keeps `choice` for the host configuration `key` (a probe's result only).
+pub fn remember(cache: &Path, key: &str, choice: &AccelChoice) -> Result<()> {
+    let r = Remembered {
+        key: key.to_string(),
+        accel: choice.accel,
+        reason: choice.reason.clone(),
+        decided_at: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+    };
+    let path = remembered_path(cache);
+    let tmp = path.with_extension("json.partial");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(&r)?)?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(())
 }
 
 /// The kernel a KVM probe boots: the first of `kernels` built for this
@@ -130,5 +216,32 @@ pub fn choose(
             accel: Accel::Tcg,
             reason: format!("KVM probe could not run: {e:#}"),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_decision_is_kept_for_its_host_configuration_only() {
+        let cache = tempfile::tempdir().expect("temp dir");
+        let key = host_key(None);
+        assert!(key.contains("qemu: none; kernel: "), "{key}");
+        assert_eq!(remembered(cache.path(), &key), None);
+        let choice = AccelChoice {
+            accel: Accel::Tcg,
+            reason: "/dev/kvm is present but a KVM probe boot hung".into(),
+        };
+        remember(cache.path(), &key, &choice).expect("remembered");
+        let r = remembered(cache.path(), &key).expect("kept");
+        assert_eq!(
+            (r.accel, r.reason.as_str()),
+            (Accel::Tcg, choice.reason.as_str())
+        );
+        // Another QEMU (or kernel, or /dev/kvm): decide again.
+        let other = host_key(Some(Path::new("/nonexistent/qemu-system-x86_64")));
+        assert_ne!(other, key);
+        assert_eq!(remembered(cache.path(), &other), None);
     }
 }

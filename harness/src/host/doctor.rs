@@ -223,7 +223,12 @@ fn kvm(cache_dir: &Path, progress: &dyn Fn(&str)) -> Finding {
             )
         });
     let choice = match tried {
-        Ok(choice) => choice,
+        Ok(choice) => {
+            // Doctor decides afresh: later runs on this host use its answer.
+            let key = accel::host_key(accel::qemu_binary(host).as_deref());
+            let _ = accel::remember(cache_dir, &key, &choice);
+            choice
+        }
         Err(e) => {
             return Finding {
                 what,
