@@ -14,7 +14,7 @@ use super::guest::{round2, CellRun};
 use super::measure::{boot_and_measure, Measured};
 use super::pool::{guest_root, Roots};
 use super::{CellSpec, GuestImage, Job, MatrixEvent, Plan, Stage};
-use crate::model::{CellResult, Status};
+use crate::model::{CellResult, Span, Status};
 
 /// Why a cell did not pass: its status (Fail, Timeout or Error, never a
 /// passing one) and what went wrong.
@@ -77,6 +77,7 @@ fn blank_row(plan: &Plan, cell: &CellSpec) -> CellResult {
         scenarios: Vec::new(),
         overhead: None,
         error: None,
+        timeline: Vec::new(),
         dir: plan
             .report_dir
             .join("cells")
@@ -100,6 +101,7 @@ pub(super) fn run_cell(
     let end = (|| -> Result<(), CellFailure> {
         let image = image.with_context(|| format!("no guest image for {}", id.arch))?;
         events.stage(Stage::Fetching);
+        let fetching = Instant::now();
         let img = cell
             .kernel
             .image(&plan.cache, &note)
@@ -107,6 +109,9 @@ pub(super) fn run_cell(
         row.kernel_package = Some(img.package.clone());
         row.kernel = Some(img.version.clone());
         row.release = Some(img.release.clone()).filter(|s| !s.is_empty());
+        row.timeline
+            .push(Span::new("fetch", fetching.elapsed().as_secs_f64()));
+        let rooting = Instant::now();
         let root = match &image.root_recipe {
             Some(recipe) => {
                 events.stage(Stage::BuildingRoot);
@@ -114,6 +119,8 @@ pub(super) fn run_cell(
             }
             None => None,
         };
+        row.timeline
+            .push(Span::new("root", rooting.elapsed().as_secs_f64()));
         let run = CellRun {
             plan,
             cell,
@@ -152,6 +159,19 @@ fn record_check(row: &mut CellResult, c: Checked) -> Result<(), CellFailure> {
     row.run_s = c.boot.run_s;
     if row.release.is_none() {
         row.release = c.guest_release;
+    }
+    if let (Some(banner), Some(agent)) = (c.boot.banner_s, c.boot.boot_s) {
+        row.timeline.push(Span::new("qemu→banner", banner));
+        row.timeline.push(Span::new("banner→agent", agent - banner));
+    }
+    let in_scenarios: f64 = c.scenario_spans.iter().map(|s| s.s).sum();
+    row.timeline.extend(c.scenario_spans);
+    if let Some(run) = c.boot.run_s {
+        row.timeline
+            .push(Span::new("agent other", (run - in_scenarios).max(0.0)));
+    }
+    if let Some(checks) = c.checks_s {
+        row.timeline.push(Span::new("checks", checks));
     }
     if let Some(gate) = c.gate {
         row.scenarios = gate.scenarios;

@@ -5,7 +5,7 @@ use super::cell::CellFailure;
 use super::guest::{boot_guest, prepare_out, BootFacts, CellRun, GuestBoot, GUEST_OUT};
 use super::{MatrixEvent, Stage};
 use crate::gate::{self, console};
-use crate::model::{ScenarioResult, Status};
+use crate::model::{ScenarioResult, Span, Status};
 
 /// What a gate cell's boot and check gave.
 pub(super) struct Checked {
@@ -17,6 +17,10 @@ pub(super) struct Checked {
     pub gate: Option<Verdicts>,
     /// Ok when every verdict passed.
     pub end: Result<(), CellFailure>,
+    /// Each scenario's attach, workload and stop, as the agent timed them.
+    pub scenario_spans: Vec<Span>,
+    /// Seconds the host-side checks took.
+    pub checks_s: Option<f64>,
 }
 
 pub(super) struct Verdicts {
@@ -31,6 +35,8 @@ impl Checked {
             guest_release: None,
             gate: None,
             end: Err(failure),
+            scenario_spans: Vec::new(),
+            checks_s: None,
         }
     }
 }
@@ -87,7 +93,9 @@ pub(super) fn boot_and_check(c: &CellRun) -> Checked {
         None
     };
     let release = guest_release.as_deref().unwrap_or(&img.release);
+    let checking = std::time::Instant::now();
     let (mut scenarios, facts) = gate::gate(&out, img, &id.alias, id.arch.name(), release);
+    let checks_s = Some(checking.elapsed().as_secs_f64());
     scenarios.push(console::console_verdict(
         &boot.facts.splats,
         &cell.known_splats,
@@ -111,6 +119,8 @@ pub(super) fn boot_and_check(c: &CellRun) -> Checked {
         guest_release,
         gate: Some(Verdicts { scenarios, facts }),
         end,
+        scenario_spans: gate::scenario_spans(&out),
+        checks_s,
     }
 }
 

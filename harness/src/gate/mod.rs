@@ -21,7 +21,7 @@ use crate::kernels::facts::{
     fentry_expectation, may_miss_returns, FentryExpectation, DIRECT_CALLS,
 };
 use crate::kernels::kernel::KernelImage;
-use crate::model::{ScenarioResult, Status};
+use crate::model::{ScenarioResult, Span, Status};
 use check::{PrintkLine, SnapshotCheck};
 use normalise::{Normalised, TraceEvent, TracerSummary};
 
@@ -109,6 +109,27 @@ pub fn read_run(dir: &Path) -> Result<Run> {
         trace,
         stderr,
     })
+}
+
+/// Each scenario's phases as the agent timed them: attach, workload, and
+/// the rest (stopping the tracer, the oracle, writing its files).
+pub fn scenario_spans(out: &Path) -> Vec<Span> {
+    let mut spans = Vec::new();
+    for s in SCENARIOS {
+        let Ok(bytes) = std::fs::read(out.join(s.name()).join(files::RESULT)) else {
+            continue;
+        };
+        let Ok(o) = serde_json::from_slice::<RunOutcome>(&bytes) else {
+            continue;
+        };
+        spans.push(Span::new(format!("{s} attach"), o.attach_s));
+        spans.push(Span::new(format!("{s} workload"), o.workload_s));
+        spans.push(Span::new(
+            format!("{s} stop"),
+            (o.total_s - o.attach_s - o.workload_s).max(0.0),
+        ));
+    }
+    spans
 }
 
 /// `uname -r` as the guest agent reported it (in any scenario's result).

@@ -165,6 +165,40 @@ pub struct CellResult {
     pub error: Option<String>,
     /// Cell directory inside the report dir (console log, raw guest output).
     pub dir: PathBuf,
+    /// Where the cell's time went, phase by phase, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub timeline: Vec<Span>,
+}
+
+/// One phase of a cell's timeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Span {
+    /// `fetch`, `root`, `qemu→banner`, `banner→agent`, `SCENARIO attach`,
+    /// `SCENARIO workload`, `SCENARIO stop`, `agent other`, `checks`.
+    pub phase: String,
+    pub s: f64,
+}
+
+impl Span {
+    pub fn new(phase: impl Into<String>, s: f64) -> Span {
+        Span {
+            phase: phase.into(),
+            s: (s * 100.0).round() / 100.0,
+        }
+    }
+
+    /// The phase without its scenario (`storm attach` → `attach`), for
+    /// totals across scenarios and cells.
+    pub fn kind(&self) -> &str {
+        self.scenario().map_or(self.phase.as_str(), |(_, k)| k)
+    }
+
+    /// (scenario, part) of a scenario's phase (`storm attach`).
+    pub fn scenario(&self) -> Option<(&str, &str)> {
+        self.phase
+            .rsplit_once(' ')
+            .filter(|(_, k)| matches!(*k, "attach" | "workload" | "stop"))
+    }
 }
 
 /// A cell row with plausible values, for tests of what reads rows.
@@ -193,6 +227,7 @@ pub(crate) fn test_cell(alias: &str, arch: Arch, status: Status) -> CellResult {
         scenarios: Vec::new(),
         error: (status != Status::Pass).then(|| "it broke".to_string()),
         dir: "/r".into(),
+        timeline: Vec::new(),
     }
 }
 

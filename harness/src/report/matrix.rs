@@ -102,6 +102,7 @@ pub fn summary_md(cells: &[CellResult], accel_reason: &str, wall_s: f64) -> Stri
         ));
     }
     s.push_str(&gate_table(cells));
+    s.push_str(&time_table(cells));
     let limited: Vec<(&CellResult, &ScenarioResult)> = cells
         .iter()
         .flat_map(|c| c.scenarios.iter().map(move |sc| (c, sc)))
@@ -152,6 +153,45 @@ fn mark(s: Status) -> &'static str {
 
 /// The regression gate at a glance: a row per cell, a column per verdict
 /// (✅ pass, ➖ expected limitation, ❌ fail), then the load figures.
+/// Where the cells' time went: each phase summed over cells, and each
+/// scenario's share (attach + workload + stop), so the next slowdown shows
+/// the day it lands.
+pub fn time_table(cells: &[CellResult]) -> String {
+    let total: f64 = cells.iter().map(|c| c.total_s).sum();
+    if total <= 0.0 || cells.iter().all(|c| c.timeline.is_empty()) {
+        return String::new();
+    }
+    let mut kinds: Vec<(String, f64)> = Vec::new();
+    let mut scenarios: Vec<(String, f64)> = Vec::new();
+    let add = |v: &mut Vec<(String, f64)>, k: &str, s: f64| match v.iter_mut().find(|(n, _)| n == k)
+    {
+        Some((_, t)) => *t += s,
+        None => v.push((k.to_string(), s)),
+    };
+    for c in cells {
+        for span in &c.timeline {
+            add(&mut kinds, span.kind(), span.s);
+            if let Some((sc, _)) = span.scenario() {
+                add(&mut scenarios, sc, span.s);
+            }
+        }
+    }
+    let mut s = format!(
+        "\n## Where the time went\n\nSummed over {} cells ({total:.1} s of cell time; cells run side by side, so this is more than the wall time):\n\n| phase | s | share |\n|---|---:|---:|\n",
+        cells.len()
+    );
+    for (k, t) in &kinds {
+        s.push_str(&format!("| {k} | {t:.1} | {:.0} % |\n", 100.0 * t / total));
+    }
+    if !scenarios.is_empty() {
+        s.push_str("\n| scenario (attach + workload + stop) | s | share |\n|---|---:|---:|\n");
+        for (k, t) in &scenarios {
+            s.push_str(&format!("| {k} | {t:.1} | {:.0} % |\n", 100.0 * t / total));
+        }
+    }
+    s
+}
+
 pub fn gate_table(cells: &[CellResult]) -> String {
     let mut names: Vec<&str> = Vec::new();
     for c in cells {
@@ -371,5 +411,42 @@ mod tests {
         ));
         assert_eq!(back.test_suites[2].test_cases[0].name.as_str(), "boot");
         assert!(xml.contains("&lt;&amp;&gt;"), "{xml}");
+    }
+
+    #[test]
+    fn the_time_table_sums_phases_and_scenarios_over_cells() {
+        use crate::model::{test_cell, Span};
+        let mut a = test_cell("bookworm", Arch::X86_64, Status::Pass);
+        let mut b = test_cell("sid", Arch::Arm64, Status::Pass);
+        a.total_s = 10.0;
+        b.total_s = 30.0;
+        a.timeline = vec![
+            Span::new("fetch", 1.0),
+            Span::new("storm attach", 1.0),
+            Span::new("storm workload", 4.0),
+            Span::new("agent other", 0.5),
+        ];
+        b.timeline = vec![
+            Span::new("fetch", 2.0),
+            Span::new("storm workload", 20.0),
+            Span::new("checks", 0.25),
+        ];
+        let t = time_table(&[a, b]);
+        for want in [
+            "Summed over 2 cells (40.0 s of cell time",
+            "| fetch | 3.0 | 8 % |",
+            "| attach | 1.0 | 2 % |",
+            "| workload | 24.0 | 60 % |",
+            "| agent other | 0.5 | 1 % |",
+            "| checks | 0.2 | 1 % |",
+            "| storm | 25.0 | 62 % |",
+        ] {
+            assert!(t.contains(want), "{want}\n{t}");
+        }
+        assert!(!t.contains("| agent |"), "{t}");
+        assert_eq!(
+            time_table(&[test_cell("x", Arch::X86_64, Status::Pass)]),
+            ""
+        );
     }
 }
