@@ -22,6 +22,10 @@ pub struct MatrixArgs {
     /// QEMU acceleration: auto tries KVM with a probe boot and falls back to TCG.
     #[arg(long, value_enum, default_value = "auto")]
     pub accel: Accel,
+    /// Run the whole selection N times (1 to 100), each into DIR/run-K, and
+    /// report each cell's pass rate (repeat.md): flakiness as a number.
+    #[arg(long, default_value_t = 1, value_parser = super::selection::in_range::<u32>(1, 100))]
+    pub repeat: u32,
     /// Probe KVM afresh instead of using the decision remembered for this
     /// host (QEMU binary, host kernel and /dev/kvm unchanged).
     #[arg(long)]
@@ -68,6 +72,9 @@ pub fn run(args: MatrixArgs) -> Result<ExitCode> {
         .report
         .clone()
         .unwrap_or_else(|| PathBuf::from("target/matrix-report"));
+    if args.repeat > 1 {
+        return repeat(&args, &report_dir);
+    }
     let ran = match run_engine(&args, &report_dir, Job::Gate)? {
         Ok(ran) => ran,
         Err(code) => return Ok(code),
@@ -91,6 +98,37 @@ pub fn run(args: MatrixArgs) -> Result<ExitCode> {
         return Ok(code);
     }
     Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// `--repeat N`: the matrix N times, then each cell's pass rate.
+fn repeat(args: &MatrixArgs, report_dir: &std::path::Path) -> Result<ExitCode> {
+    let mut runs: Vec<Vec<harness::model::CellResult>> = Vec::new();
+    for k in 1..=args.repeat {
+        super::note(&format!("run {k} of {}", args.repeat));
+        let dir = report_dir.join(format!("run-{k}"));
+        let ran = match run_engine(args, &dir, Job::Gate)? {
+            Ok(ran) => ran,
+            Err(code) => return Ok(code),
+        };
+        report::write(&dir, &ran.results, &ran.accel_reason, ran.wall)?;
+        runs.push(ran.results);
+        if harness::process::stop::cancelled().is_some() {
+            break;
+        }
+    }
+    let table = report::repeat_md(&runs);
+    std::fs::write(report_dir.join("repeat.md"), &table)?;
+    println!("{table}");
+    harness::process::stop::release_guard();
+    if let Some(code) = super::signals::cancelled_code() {
+        return Ok(code);
+    }
+    let all_passed = runs.iter().flatten().all(|c| c.status == Status::Pass);
+    Ok(if all_passed {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

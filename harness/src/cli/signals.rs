@@ -21,8 +21,14 @@ extern "C" fn on_signal(sig: i32) {
     }
 }
 
-/// Installs the handlers and starts the guard; call before any guest boots.
+static INSTALLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Installs the handlers and starts the guard (once per process); call
+/// before any guest boots.
 pub fn install() -> Result<()> {
+    if INSTALLED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        return Ok(());
+    }
     let action = SigAction::new(
         SigHandler::Handler(on_signal),
         SaFlags::SA_RESTART,

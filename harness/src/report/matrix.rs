@@ -153,6 +153,63 @@ fn mark(s: Status) -> &'static str {
 
 /// The regression gate at a glance: a row per cell, a column per verdict
 /// (✅ pass, ➖ expected limitation, ❌ fail), then the load figures.
+/// `--repeat`: each cell's passes over the runs, and the first error of
+/// each failed run, so flakiness is a number.
+pub fn repeat_md(runs: &[Vec<CellResult>]) -> String {
+    let mut ids: Vec<(String, Arch)> = Vec::new();
+    for c in runs.iter().flatten() {
+        if !ids.contains(&(c.alias.clone(), c.arch)) {
+            ids.push((c.alias.clone(), c.arch));
+        }
+    }
+    let mut s = format!(
+        "# Pass rate over {} runs\n\n| cell | passed | rate | failures |\n|---|---:|---:|---|\n",
+        runs.len()
+    );
+    let (mut total, mut passed_all) = (0, 0);
+    for (alias, arch) in &ids {
+        let rows: Vec<(usize, &CellResult)> = runs
+            .iter()
+            .enumerate()
+            .filter_map(|(k, r)| {
+                r.iter()
+                    .find(|c| &c.alias == alias && c.arch == *arch)
+                    .map(|c| (k + 1, c))
+            })
+            .collect();
+        let passed = rows
+            .iter()
+            .filter(|(_, c)| c.status == Status::Pass)
+            .count();
+        total += rows.len();
+        passed_all += passed;
+        let failures: Vec<String> = rows
+            .iter()
+            .filter(|(_, c)| c.status != Status::Pass)
+            .map(|(k, c)| {
+                format!(
+                    "run {k}: {:?}: {}",
+                    c.status,
+                    c.error
+                        .as_deref()
+                        .unwrap_or("")
+                        .chars()
+                        .take(160)
+                        .collect::<String>()
+                )
+            })
+            .collect();
+        s.push_str(&format!(
+            "| {alias}/{arch} | {passed}/{} | {:.0} % | {} |\n",
+            rows.len(),
+            100.0 * passed as f64 / rows.len().max(1) as f64,
+            failures.join("<br>")
+        ));
+    }
+    s.push_str(&format!("\n{passed_all} of {total} cell runs passed.\n"));
+    s
+}
+
 /// Where the cells' time went: each phase summed over cells, and each
 /// scenario's share (attach + workload + stop), so the next slowdown shows
 /// the day it lands.
@@ -448,5 +505,22 @@ mod tests {
             time_table(&[test_cell("x", Arch::X86_64, Status::Pass)]),
             ""
         );
+    }
+
+    #[test]
+    fn repeat_rates_count_each_cell_over_the_runs() {
+        use crate::model::test_cell;
+        let pass = |a: &str| test_cell(a, Arch::X86_64, Status::Pass);
+        let run1 = vec![pass("bookworm"), pass("sid")];
+        let mut stalled = test_cell("sid", Arch::X86_64, Status::Fail);
+        stalled.error = Some("RCU stall in the guest: rcu: INFO: rcu_preempt detected stalls".into());
+        let run2 = vec![pass("bookworm"), stalled];
+        let t = repeat_md(&[run1, run2]);
+        assert!(t.contains("| bookworm/x86_64 | 2/2 | 100 % |  |"), "{t}");
+        assert!(
+            t.contains("| sid/x86_64 | 1/2 | 50 % | run 2: Fail: RCU stall in the guest"),
+            "{t}"
+        );
+        assert!(t.contains("3 of 4 cell runs passed."), "{t}");
     }
 }
