@@ -8,6 +8,48 @@ use anyhow::{Context, Result};
 
 pub mod entry;
 
+/// What to do about a failed fetch or root build, from its error text
+/// (pure): a full cache filesystem, an unreachable mirror, a download cut
+/// short. None when the error is none of those.
+pub fn fault_hint(error: &str, cache: &Path) -> Option<String> {
+    let e = error.to_ascii_lowercase();
+    if e.contains("no space left on device") || e.contains("disk quota exceeded") {
+        return Some(format!(
+            "the cache filesystem is full ({}): free space there (`cargo harness clean`) or point UNLINK_HARNESS_CACHE at a bigger one; the partial entry was removed and the next run fetches it again",
+            cache.display()
+        ));
+    }
+    if [
+        "temporary failure resolving",
+        "could not resolve",
+        "could not connect",
+        "connection timed out",
+        "network is unreachable",
+        "connection refused",
+    ]
+    .iter()
+    .any(|p| e.contains(p))
+    {
+        return Some(
+            "the Debian mirror named in this machine's apt sources cannot be reached: check the network (or proxy) and run again".into(),
+        );
+    }
+    if [
+        "connection reset",
+        "connection failed",
+        "hash sum mismatch",
+        "size mismatch",
+        "unexpected end of file",
+        "short read",
+    ]
+    .iter()
+    .any(|p| e.contains(p))
+    {
+        return Some("a download was cut short: run again (the partial file is not kept)".into());
+    }
+    None
+}
+
 /// The cache size above which `harness matrix` prunes what the lock file
 /// does not name: `$UNLINK_HARNESS_CACHE_MAX_GIB`, default 20 GiB (the full
 /// matrix needs about 3.5 GiB).
@@ -182,5 +224,26 @@ mod tests {
         std::fs::write(dir.path().join("d/b"), [0u8; 50]).unwrap();
         assert_eq!(size_of(dir.path()), 150);
         assert_eq!(usage(dir.path())[0], ("a".to_string(), 100));
+    }
+
+    #[test]
+    fn fetch_faults_say_what_to_do() {
+        let cache = Path::new("/c");
+        let cases = [
+            ("dpkg-deb -x a.deb failed (exit status: 2): ... cannot copy extracted data for './x': No space left on device", Some("the cache filesystem is full (/c)")),
+            ("apt-get download linux-image failed (exit status: 100): E: Failed to fetch http://m/x  Temporary failure resolving 'm'", Some("the Debian mirror")),
+            ("apt-get download x failed: E: Failed to fetch http://m/x  Connection reset by peer", Some("a download was cut short")),
+            ("no vmlinuz in /c/kernels/x/root", None),
+        ];
+        for (error, want) in cases {
+            let got = fault_hint(error, cache);
+            match want {
+                Some(w) => assert!(
+                    got.as_deref().is_some_and(|g| g.starts_with(w)),
+                    "{error}: {got:?}"
+                ),
+                None => assert_eq!(got, None, "{error}"),
+            }
+        }
     }
 }

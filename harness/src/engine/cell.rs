@@ -105,6 +105,7 @@ pub(super) fn run_cell(
         let img = cell
             .kernel
             .image(&plan.cache, &note)
+            .map_err(|e| with_fault_hint(e, &plan.cache))
             .with_context(|| format!("fetching the {} kernel", id.alias))?;
         row.kernel_package = Some(img.package.clone());
         row.kernel = Some(img.version.clone());
@@ -115,7 +116,10 @@ pub(super) fn run_cell(
         let root = match &image.root_recipe {
             Some(recipe) => {
                 events.stage(Stage::BuildingRoot);
-                Some(guest_root(plan, recipe, roots, &note)?)
+                Some(
+                    guest_root(plan, recipe, roots, &note)
+                        .map_err(|e| with_fault_hint(e, &plan.cache))?,
+                )
             }
             None => None,
         };
@@ -196,4 +200,13 @@ fn record_measure(row: &mut CellResult, m: Measured) -> Result<(), CellFailure> 
     row.symbol = m.symbol;
     row.overhead = Some(m.overhead);
     m.end
+}
+
+/// A fetch or root-build error with what to do about it, when it is a
+/// known fault (full disk, unreachable mirror, cut download).
+fn with_fault_hint(e: anyhow::Error, cache: &std::path::Path) -> anyhow::Error {
+    match crate::cache::fault_hint(&format!("{e:#}"), cache) {
+        Some(hint) => e.context(hint),
+        None => e,
+    }
 }

@@ -284,9 +284,25 @@ pub fn fetch(cache: &Path, locked: &LockEntry, progress: &dyn Fn(&str)) -> Resul
     if kdir.exists() {
         std::fs::remove_dir_all(&kdir).with_context(|| format!("removing {}", kdir.display()))?;
     }
+    // A failed extraction leaves nothing behind (a full disk, say).
+    extract(locked, &main, debs, &files, &kdir, &marker, progress).inspect_err(|_| {
+        let _ = std::fs::remove_dir_all(&kdir);
+    })
+}
+
+/// Extracts the packages into `kdir`, runs depmod, writes the marker last.
+fn extract(
+    locked: &LockEntry,
+    main: &LockedPackage,
+    debs: Vec<PackageInfo>,
+    files: &[PathBuf],
+    kdir: &Path,
+    marker: &Path,
+    progress: &dyn Fn(&str),
+) -> Result<KernelImage> {
     let root = kdir.join("root");
     std::fs::create_dir_all(&root)?;
-    for f in &files {
+    for f in files {
         run(
             Command::new("dpkg-deb").arg("-x").arg(f).arg(&root),
             &format!("dpkg-deb -x {}", f.display()),
@@ -319,7 +335,7 @@ pub fn fetch(cache: &Path, locked: &LockEntry, progress: &dyn Fn(&str)) -> Resul
         debs,
     };
     // Written last: a partial extraction has no marker and is redone.
-    std::fs::write(&marker, serde_json::to_vec_pretty(&img)?)?;
+    std::fs::write(marker, serde_json::to_vec_pretty(&img)?)?;
     Ok(img)
 }
 
@@ -476,7 +492,11 @@ pub fn download_verified(
                 .args(["-q", "download"])
                 .arg(format!("{}:{}={}", p.package, p.architecture, p.version)),
             &format!("apt-get download {}", p.package),
-        )?;
+        )
+        .inspect_err(|_| {
+            // A download cut short keeps no partial file.
+            let _ = std::fs::remove_file(&path);
+        })?;
     }
     bail!(
         "{}: SHA256 does not match the apt index ({}) after a fresh download",

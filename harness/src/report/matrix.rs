@@ -513,7 +513,8 @@ mod tests {
         let pass = |a: &str| test_cell(a, Arch::X86_64, Status::Pass);
         let run1 = vec![pass("bookworm"), pass("sid")];
         let mut stalled = test_cell("sid", Arch::X86_64, Status::Fail);
-        stalled.error = Some("RCU stall in the guest: rcu: INFO: rcu_preempt detected stalls".into());
+        stalled.error =
+            Some("RCU stall in the guest: rcu: INFO: rcu_preempt detected stalls".into());
         let run2 = vec![pass("bookworm"), stalled];
         let t = repeat_md(&[run1, run2]);
         assert!(t.contains("| bookworm/x86_64 | 2/2 | 100 % |  |"), "{t}");

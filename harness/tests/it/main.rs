@@ -1019,3 +1019,107 @@ fn a_second_run_on_one_report_dir_is_refused() {
         .unwrap_or_else(|| panic!("no refusal line: {err}"));
     assert!(line.contains(&format!("pid {}", first.id())), "{line}");
 }
+
+/// A tmpfs mounted for one test, unmounted however the test ends.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Tmpfs {
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .expect("running mount");
+        assert!(
+            out.status.success(),
+            "this test mounts a size-limited tmpfs (root needed): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Tmpfs(dir.to_path_buf())
+    }
+
+    fn resize(&self, size: &str) {
+        let out = Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.0)
+            .output()
+            .expect("running mount");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// A kernel fetched into a cache filesystem too small for it: the cell
+/// fails with one line naming the full cache and what to do, and no
+/// half-written kernel entry is left; the same run with room recovers by
+/// itself. (The cache's tools, venv, roots and apt indexes are the real
+/// cache's, linked in: only the kernel goes to the small filesystem.)
+#[test]
+fn a_full_cache_fails_in_one_line_and_the_next_run_recovers() {
+    let _g = guests();
+    let real = harness::paths::cache_root();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let fs = Tmpfs::mount(dir.path(), "120m");
+    for d in ["venv", "tools", "roots", "apt"] {
+        std::os::unix::fs::symlink(real.join(d), dir.path().join(d)).expect("linking the cache");
+    }
+    let run = || {
+        let report = tempfile::tempdir().expect("temp dir");
+        let out = harness()
+            .args([
+                "matrix",
+                "--kernels",
+                "bookworm",
+                "--arch",
+                "x86_64",
+                "--accel",
+                "tcg",
+                "--report",
+            ])
+            .arg(report.path())
+            .env("UNLINK_HARNESS_CACHE", dir.path())
+            .output()
+            .expect("running harness matrix");
+        let json: Value = serde_json::from_slice(
+            &std::fs::read(report.path().join("matrix.json")).expect("matrix.json"),
+        )
+        .expect("matrix.json");
+        (json, out)
+    };
+    let (json, out) = run();
+    let cell = &cells(&json)[0];
+    let error = cell["error"].as_str().unwrap_or_default();
+    assert_eq!(cell["status"], "error", "{cell:#}");
+    assert!(
+        error.contains("the cache filesystem is full") && error.contains("cargo harness clean"),
+        "{error}"
+    );
+    assert!(!error.contains('\n'), "one line: {error}");
+    assert!(!out.status.success());
+    let kernels = dir.path().join("kernels");
+    for e in std::fs::read_dir(&kernels).expect("kernels dir").flatten() {
+        assert!(
+            !e.path().is_dir() || e.path().join("kernel.json").is_file(),
+            "a half-written kernel entry survived: {}",
+            e.path().display()
+        );
+    }
+    fs.resize("2g");
+    let (json, out) = run();
+    let cell = &cells(&json)[0];
+    assert_eq!(
+        cell["status"],
+        "pass",
+        "{cell:#}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
