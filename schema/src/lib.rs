@@ -91,6 +91,14 @@ pub struct ProgramStats {
     pub run_time_ns: u64,
 }
 
+/// A kernel release's major and minor version: `6.1.0-50-amd64` → (6, 1),
+/// `7.3-amd64` → (7, 3); None when it does not start with them. The one
+/// release parser of the workspace (the tracer and the harness use it).
+pub fn release_version(release: &str) -> Option<(u32, u32)> {
+    let mut parts = release.split(|c: char| !c.is_ascii_digit());
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
 /// Renders bytes so that every byte is visible and the text maps back to
 /// exactly one byte string: printable ASCII and valid multi-byte UTF-8 as
 /// they are; `\\`, `\"`, `\n`, `\t`, `\r` escaped; any other byte as `\xNN`.
@@ -321,4 +329,25 @@ pub struct OverheadRun {
     /// The bench binary's arguments (criterion's timing settings).
     pub bench_args: Vec<String>,
     pub rounds: Vec<OverheadRound>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn releases() {
+        let cases = [
+            ("6.1.0-47-amd64", Some((6, 1))),
+            ("5.10.0-32-arm64", Some((5, 10))),
+            ("7.3.0-rc5-amd64", Some((7, 3))),
+            ("7.3-amd64", Some((7, 3))),
+            ("6.12.117+deb13-amd64", Some((6, 12))),
+            ("garbage", None),
+            ("x", None),
+        ];
+        for (rel, want) in cases {
+            assert_eq!(release_version(rel), want, "{rel}");
+        }
+    }
 }

@@ -568,16 +568,8 @@ fn open_trace_pipe(dir: &Path) -> Result<BufReader<File>, ProbeError> {
 fn kernel_reports_missed() -> bool {
     nix::sys::utsname::uname()
         .ok()
-        .and_then(|u| parse_release(&u.release().to_string_lossy()))
+        .and_then(|u| unlink_schema::release_version(&u.release().to_string_lossy()))
         .is_some_and(|v| v >= (6, 7))
-}
-
-/// `6.1.0-47-amd64` → (6, 1).
-pub fn parse_release(release: &str) -> Option<(u32, u32)> {
-    let mut parts = release.split(|c: char| !c.is_ascii_digit());
-    let major = parts.next()?.parse().ok()?;
-    let minor = parts.next()?.parse().ok()?;
-    Some((major, minor))
 }
 
 #[cfg(test)]
@@ -668,19 +660,6 @@ mod tests {
                 "{name}"
             );
             assert_eq!(c.entries, kc.entries, "{name}");
-        }
-    }
-
-    #[test]
-    fn releases() {
-        let cases = [
-            ("6.1.0-47-amd64", Some((6, 1))),
-            ("5.10.0-32-arm64", Some((5, 10))),
-            ("7.3.0-rc5-amd64", Some((7, 3))),
-            ("garbage", None),
-        ];
-        for (rel, want) in cases {
-            assert_eq!(parse_release(rel), want, "{rel}");
         }
     }
 }

@@ -49,13 +49,10 @@ pub fn may_miss_returns(preemption: Option<bool>, release: &str) -> bool {
     preemption == Some(false) && (major, minor) < (6, 2)
 }
 
-/// `6.1.0-50-amd64` → (6, 1); unparsable → (0, 0).
+/// `6.1.0-50-amd64` → (6, 1) (the workspace's one parser,
+/// `unlink_schema::release_version`); unparsable → (0, 0).
 pub fn release_version(release: &str) -> (u32, u32) {
-    let mut it = release
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse().unwrap_or(0));
-    (it.next().unwrap_or(0), it.next().unwrap_or(0))
+    unlink_schema::release_version(release).unwrap_or((0, 0))
 }
 
 #[cfg(test)]
