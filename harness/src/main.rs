@@ -54,7 +54,19 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
-    let result = match Cli::parse().cmd {
+    // A bad argument is one line and exit 2, like every other usage error
+    // (help and version print as clap has them).
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if e.use_stderr() => {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or_default();
+            eprintln!("harness: {}", first.trim_start_matches("error: "));
+            return ExitCode::from(2);
+        }
+        Err(e) => e.exit(),
+    };
+    let result = match cli.cmd {
         Cmd::Matrix(args) => cli::matrix::run(args),
         Cmd::Overhead(args) => cli::overhead::run(args),
         Cmd::Lock(args) => cli::lock::run(args),

@@ -344,12 +344,22 @@ fn a_corrupted_cached_deb_is_fetched_again() {
 /// A bad --kernels or --arch value: exit 2 and one line naming the valid values.
 #[test]
 fn bad_selections_list_the_valid_values() {
-    let cases: [(&[&str], &[&str]); 2] = [
+    let cases: [(&[&str], &[&str]); 6] = [
         (
             &["--kernels", "nosuch"],
             &["bullseye", "bookworm", "trixie", "sid", "experimental"],
         ),
         (&["--arch", "sparc"], &["x86_64, arm64"]),
+        (&["--jobs", "0"], &["--jobs", "from 1 to 64"]),
+        (
+            &["--boot-timeout", "0"],
+            &["--boot-timeout", "from 1 to 86400"],
+        ),
+        (
+            &["--run-timeout", "x"],
+            &["--run-timeout", "from 1 to 86400"],
+        ),
+        (&["--repeat", "101"], &["--repeat", "from 1 to 100"]),
     ];
     let overhead_cases: [(&[&str], &[&str]); 3] = [
         (&["--modes", "kprobe,nope"], &["baseline", "bpftrace"]),
@@ -984,6 +994,24 @@ fn a_signalled_matrix_leaves_nothing_behind() {
         let junit = std::fs::read_to_string(report.path().join("junit.xml")).expect("junit");
         assert!(junit.contains("interrupted"), "{junit}");
     }
+}
+
+/// A matrix that ends by itself leaves no process of its tree either (its
+/// guests, their virtiofsd daemons, the guard).
+#[test]
+fn a_finished_matrix_leaves_nothing_behind() {
+    let _g = guests();
+    let (mut child, _report, tree) = matrix_with_guests_up();
+    let status = child.wait().expect("waiting for the harness");
+    let left = survivors(&tree, 5);
+    assert!(
+        left.is_empty(),
+        "still alive after a normal run ({status}): {left:?}"
+    );
+    eprintln!(
+        "a finished run: {status}; {} processes of its tree gone",
+        tree.len()
+    );
 }
 
 /// Two matrices into one report directory: the second refuses in one line
