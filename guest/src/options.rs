@@ -25,8 +25,10 @@ pub const OTHER_COMM: &str = "unlink-other";
 /// `--count`: fewer than the agent's calls, so the tracer must stop early.
 const COUNT: u64 = 3;
 /// `--duration`, seconds: short, so waiting for it costs the cell little
-/// (the scenario's run time is mostly the five tracers attaching).
-const DURATION_S: f64 = 0.5;
+/// (the scenario's run time is mostly the five tracers attaching), and
+/// long enough that a tracer stopping at three times it is told apart
+/// from one stopping on time (the gate allows 1 s late).
+const DURATION_S: f64 = 1.0;
 /// Calls each process makes, one every `PACE`.
 const CALLS: usize = 6;
 const PACE: Duration = Duration::from_millis(15);
@@ -95,21 +97,46 @@ struct Running {
     args: Vec<String>,
     child: Child,
     ready: PathBuf,
+    /// When the ready file was first seen, and the last look that did
+    /// not find it yet (it was written between the two).
     ready_at: Option<Instant>,
+    not_ready_at: Instant,
     exited: Option<(Option<i32>, Instant)>,
+    /// The last look that found the tracer still running.
+    alive_at: Instant,
 }
 
 impl Running {
     fn poll(&mut self) -> Result<()> {
-        if self.ready_at.is_none() && self.ready.exists() {
-            self.ready_at = Some(Instant::now());
+        if self.ready_at.is_none() {
+            let now = Instant::now();
+            if self.ready.exists() {
+                self.ready_at = Some(now);
+            } else {
+                self.not_ready_at = now;
+            }
         }
         if self.exited.is_none() {
-            if let Some(status) = self.child.try_wait()? {
-                self.exited = Some((status.code(), Instant::now()));
+            let now = Instant::now();
+            match self.child.try_wait()? {
+                Some(status) => self.exited = Some((status.code(), now)),
+                None => self.alive_at = now,
             }
         }
         Ok(())
+    }
+
+    /// Bounds on the time from its ready file to its exit, whatever the
+    /// agent's own scheduling delays: (at least, at most).
+    fn ready_to_exit_bounds(&self, exit: Instant) -> (f64, f64) {
+        let Some(ready) = self.ready_at else {
+            return (0.0, 0.0);
+        };
+        (
+            self.alive_at.saturating_duration_since(ready).as_secs_f64(),
+            exit.saturating_duration_since(self.not_ready_at)
+                .as_secs_f64(),
+        )
     }
 }
 
@@ -159,7 +186,9 @@ pub fn run(
             child,
             ready,
             ready_at: None,
+            not_ready_at: Instant::now(),
             exited: None,
+            alive_at: Instant::now(),
         });
     }
     let stop_all = |tracers: &mut Vec<Running>| {
@@ -247,6 +276,7 @@ pub fn run(
             Some(e) => e,
             None => (crate::stop(&mut t.child)?, Instant::now()),
         };
+        let (at_least, at_most) = t.ready_to_exit_bounds(at);
         records.push(OptionTracer {
             probe: t.probe,
             args: t.args.clone(),
@@ -256,6 +286,8 @@ pub fn run(
                 .ready_at
                 .map(|r| at.saturating_duration_since(r).as_secs_f64())
                 .unwrap_or(0.0),
+            ready_to_exit_min_s: at_least,
+            ready_to_exit_max_s: at_most,
         });
     }
     outcome.options = Some(OptionsRun {
@@ -283,7 +315,7 @@ mod tests {
                 OptionProbe::Count,
                 &["--json", "--pid", "7", "--count", "3"],
             ),
-            (OptionProbe::Duration, &["--json", "--duration", "0.5"]),
+            (OptionProbe::Duration, &["--json", "--duration", "1"]),
         ];
         for (probe, want) in cases {
             assert_eq!(tracer_args(probe, 7), want, "{probe:?}");

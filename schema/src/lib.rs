@@ -249,8 +249,17 @@ pub struct OptionTracer {
     /// It exited before the agent stopped it (what `--count` and
     /// `--duration` must do, and the others must not).
     pub exited_by_itself: bool,
-    /// Seconds from its ready file's appearance to its exit.
+    /// Seconds from its ready file's appearance to its exit, as the agent
+    /// saw them.
     pub ready_to_exit_s: f64,
+    /// What that interval was at least (the last look that found it
+    /// running, minus the first that found its ready file) and at most
+    /// (its exit seen, minus the last look that found no ready file): the
+    /// agent's own scheduling delays cannot make a tracer look early or late.
+    #[serde(default)]
+    pub ready_to_exit_min_s: f64,
+    #[serde(default)]
+    pub ready_to_exit_max_s: f64,
 }
 
 /// A load scenario's own count of what it did and what the tracer sent.
