@@ -27,7 +27,7 @@ const COUNT: u64 = 3;
 /// `--duration`, seconds: short, so waiting for it costs the cell little
 /// (the scenario's run time is mostly the five tracers attaching), and
 /// long enough that a tracer stopping at three times it is told apart
-/// from one stopping on time (the gate allows 1 s late).
+/// from one stopping on time (the gate allows 1.5 s late).
 const DURATION_S: f64 = 1.0;
 /// Calls each process makes, one every `PACE`.
 const CALLS: usize = 6;
