@@ -85,3 +85,39 @@ pub fn guard() -> Result<std::process::ExitCode> {
     }
     Ok(std::process::ExitCode::SUCCESS)
 }
+
+/// The process group `harness test` runs `cargo test` in (0: none).
+static FORWARD_TO: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+extern "C" fn forward_signal(sig: i32) {
+    let group = FORWARD_TO.load(std::sync::atomic::Ordering::SeqCst);
+    let again = stop::cancel(sig);
+    if group > 0 {
+        // SAFETY: kill(2) and _exit(2) are async-signal-safe.
+        unsafe {
+            nix::libc::kill(-group, if again { nix::libc::SIGKILL } else { sig });
+        }
+    }
+    if again {
+        // SAFETY: as above.
+        unsafe { nix::libc::_exit(128 + sig) }
+    }
+}
+
+/// `harness test`: SIGINT, SIGTERM and SIGHUP go on to the process group
+/// of `cargo test` (its test binaries and the harness runs they start,
+/// each of which then stops its own guests); a second signal kills that
+/// group and exits at once.
+pub fn forward_to_group(pgid: i32) -> Result<()> {
+    FORWARD_TO.store(pgid, std::sync::atomic::Ordering::SeqCst);
+    let action = SigAction::new(
+        SigHandler::Handler(forward_signal),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    for sig in SIGNALS {
+        // SAFETY: the handler only touches atomics and calls kill/_exit.
+        unsafe { sigaction(sig, &action) }.with_context(|| format!("handling {sig}"))?;
+    }
+    Ok(())
+}

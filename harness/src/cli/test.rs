@@ -39,18 +39,28 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     note("running cargo test --workspace (the guest boots take a few minutes under TCG)");
-    let status = std::process::Command::new(cargo)
-        .current_dir(&root)
-        .args(["test", "--workspace", "--locked"])
-        .args(if args.is_empty() {
-            // Show what the guest tests saw (kernel booted, snapshot checked).
-            vec!["--".to_string(), "--show-output".to_string()]
-        } else {
-            args.to_vec()
-        })
-        .env("INSTA_UPDATE", "no")
-        .status()
-        .context("running cargo test")?;
+    let mut child = {
+        use std::os::unix::process::CommandExt;
+        std::process::Command::new(cargo)
+            .current_dir(&root)
+            .args(["test", "--workspace", "--locked"])
+            .args(if args.is_empty() {
+                // Show what the guest tests saw (kernel booted, snapshot checked).
+                vec!["--".to_string(), "--show-output".to_string()]
+            } else {
+                args.to_vec()
+            })
+            .env("INSTA_UPDATE", "no")
+            // Its own group, so a signal to us reaches all of it, once.
+            .process_group(0)
+            .spawn()
+            .context("running cargo test")?
+    };
+    super::signals::forward_to_group(child.id() as i32)?;
+    let status = child.wait().context("waiting for cargo test")?;
+    if let Some(code) = super::signals::cancelled_code() {
+        return Ok(code);
+    }
     Ok(if status.success() {
         ExitCode::SUCCESS
     } else {
