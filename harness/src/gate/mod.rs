@@ -54,7 +54,16 @@ pub const VERDICTS: &[&str] = &[
 
 /// The runs whose every event is checked field by field against the
 /// agent's record (the options scenario's are checked by its verdicts).
-pub const FIELD_CHECKED: &[&str] = &["tutorial", "errors", "names", "fentry"];
+pub const FIELD_CHECKED: &[Scenario] = &[
+    Scenario::Tutorial,
+    Scenario::Errors,
+    Scenario::Names,
+    Scenario::Fentry,
+];
+
+/// A call-by-call run as parsed once for all its verdicts: its calls, the
+/// tracer's events and summary.
+type Parsed = (Vec<Step>, Vec<TraceEvent>, TracerSummary);
 
 /// The scenarios whose normalised trace is a reviewed snapshot.
 pub const SNAPSHOTTED: &[Scenario] = Scenario::SNAPSHOTTED;
@@ -187,7 +196,9 @@ pub fn gate(
     let snaps = check::snapshot_dir();
     let mut results = Vec::new();
     let mut texts: BTreeMap<&str, String> = BTreeMap::new();
-    let mut runs: BTreeMap<&str, (Vec<Step>, Vec<TraceEvent>, TracerSummary)> = BTreeMap::new();
+    let mut runs: BTreeMap<&str, Parsed> = BTreeMap::new();
+    // What tracefs offered, per run, for the fields verdict.
+    let mut symbols: BTreeMap<&str, Option<String>> = BTreeMap::new();
 
     for name in SNAPSHOTTED.iter().map(|s| s.name()) {
         let r = (|| -> Result<String> {
@@ -221,6 +232,7 @@ pub fn gate(
                 None
             };
             runs.insert(name, (run.steps.clone(), events, summary));
+            symbols.insert(name, run.outcome.kernel_symbol.clone());
             if let Some(problem) = truncation {
                 anyhow::bail!("{problem}");
             }
@@ -236,11 +248,8 @@ pub fn gate(
         results.push(verdict(name, r));
     }
     results.push(verdict("printk", check_printk(&out.join("printk"))));
-    results.push(check_fentry(
-        &out.join("fentry"),
-        &texts,
-        fentry_expectation(img),
-    ));
+    let (fentry, fentry_run) = check_fentry(&out.join("fentry"), &texts, fentry_expectation(img));
+    results.push(fentry);
     for (sc, losses) in [
         (Scenario::Storm, Losses::Certain),
         (Scenario::Burst, Losses::None),
@@ -257,7 +266,10 @@ pub fn gate(
     );
     facts.missed_returns = missed;
     results.push(contention);
-    results.push(verdict("fields", check_fields(out)));
+    results.push(verdict(
+        "fields",
+        check_fields(&runs, &symbols, fentry_run.as_ref()),
+    ));
     results.extend(check_options(&out.join("options")));
     results.push(verdict("pairing", check_pairing(&runs)));
     results.push(verdict("ret-width", check_ret_width(&runs)));
@@ -310,11 +322,13 @@ fn check_fentry(
     dir: &Path,
     kprobe: &BTreeMap<&str, String>,
     expect: FentryExpectation,
-) -> ScenarioResult {
+) -> (ScenarioResult, Option<(Parsed, Option<String>)>) {
+    let mut parsed = None;
     let result = verdict(
         "fentry",
         (|| {
-            let (_, _, n, _) = normalised(dir)?;
+            let (run, events, n, summary) = normalised(dir)?;
+            parsed = Some(((run.steps, events, summary), run.outcome.kernel_symbol));
             let body = |t: &str| -> Vec<String> {
                 t.lines()
                     .filter(|l| !l.starts_with('#'))
@@ -346,7 +360,7 @@ fn check_fentry(
             Ok(format!("the same {} calls as kprobe mode", g.len()))
         })(),
     );
-    fentry_verdict(result, expect)
+    (fentry_verdict(result, expect), parsed)
 }
 
 /// The fentry verdict from what the run showed and what the kernel's config
@@ -517,33 +531,40 @@ pub fn losses_as_expected(
 
 /// The function tracefs says the kernel can probe, as the agent read it.
 fn kernel_symbol(run: &Run) -> Result<String> {
-    run.outcome
-        .kernel_symbol
-        .clone()
-        .context("symbol: the agent could not read tracefs available_filter_functions")
+    run.outcome.kernel_symbol.clone().context(NO_SYMBOL)
 }
 
-/// Every event of the call-by-call runs, field by field, against the
-/// agent's record of its call; the summary's symbol against tracefs's.
-/// A run the kernel cannot do (fentry where trampolines are ruled out) is
-/// judged by its own verdict and skipped here.
-fn check_fields(out: &Path) -> Result<String> {
+const NO_SYMBOL: &str = "symbol: the agent could not read tracefs available_filter_functions";
+
+/// Every event of the call-by-call runs (as the other verdicts parsed
+/// them), field by field, against the agent's record of its call; the
+/// summary's symbol against tracefs's. A run the kernel cannot do (fentry
+/// where trampolines are ruled out) is judged by its own verdict and
+/// skipped here.
+fn check_fields(
+    runs: &BTreeMap<&str, Parsed>,
+    symbols: &BTreeMap<&str, Option<String>>,
+    fentry: Option<&(Parsed, Option<String>)>,
+) -> Result<String> {
     let mut done = Vec::new();
-    for &name in FIELD_CHECKED {
-        let run = match read_run(&out.join(name)) {
-            Ok(r) => r,
-            Err(_) if name == "fentry" => continue,
-            Err(e) => return Err(e.context(format!("{name}: no run to check"))),
+    for sc in FIELD_CHECKED {
+        let name = sc.name();
+        let ((steps, events, summary), symbol) = match (sc, fentry) {
+            (Scenario::Fentry, Some((p, s))) => (p, s.as_ref()),
+            (Scenario::Fentry, None) => continue,
+            _ => (
+                runs.get(name)
+                    .with_context(|| format!("{name}: no run to check (see its verdict)"))?,
+                symbols.get(name).and_then(Option::as_ref),
+            ),
         };
-        let symbol = kernel_symbol(&run)?;
-        let events = normalise::parse_events(&run.trace)?;
-        let summary = summary_of(&run)?;
+        let symbol = symbol.context(NO_SYMBOL)?;
         anyhow::ensure!(
-            summary.symbol == symbol,
+            summary.symbol == *symbol,
             "symbol: {name}: the tracer attached to {}, tracefs offers {symbol}",
             summary.symbol
         );
-        let n = fields::check_run(&run.steps, &events, &symbol, fields::Resolution::default())
+        let n = fields::check_run(steps, events, symbol, fields::Resolution::default())
             .map_err(|e| anyhow::anyhow!("{e} ({name})"))?;
         done.push(format!("{name} {n}"));
     }
@@ -636,9 +657,7 @@ fn check_options(dir: &Path) -> Vec<ScenarioResult> {
 }
 
 /// Every entry paired with exactly one return in the call-by-call runs.
-fn check_pairing(
-    runs: &BTreeMap<&str, (Vec<Step>, Vec<TraceEvent>, TracerSummary)>,
-) -> Result<String> {
+fn check_pairing(runs: &BTreeMap<&str, Parsed>) -> Result<String> {
     anyhow::ensure!(!runs.is_empty(), "no run to check");
     let mut total = 0;
     for (name, (_, _, s)) in runs {
@@ -667,9 +686,7 @@ fn check_pairing(
 }
 
 /// ret is -2 for ENOENT, at the function's real width, on every kernel.
-fn check_ret_width(
-    runs: &BTreeMap<&str, (Vec<Step>, Vec<TraceEvent>, TracerSummary)>,
-) -> Result<String> {
+fn check_ret_width(runs: &BTreeMap<&str, Parsed>) -> Result<String> {
     let mut checked = 0;
     for (name, (steps, events, _)) in runs {
         for (s, e) in steps.iter().zip(normalise::pair(steps, events)) {
@@ -708,10 +725,7 @@ pub const ORACLE_LATENCY_SLACK_NS: u64 = 2_000;
 /// call by call, tracefs's thread group, comm and entry→return interval
 /// agree with the tracer's pid, comm and latency and with the agent's own
 /// record of the call.
-fn check_oracle(
-    out: &Path,
-    runs: &BTreeMap<&str, (Vec<Step>, Vec<TraceEvent>, TracerSummary)>,
-) -> Result<String> {
+fn check_oracle(out: &Path, runs: &BTreeMap<&str, Parsed>) -> Result<String> {
     let mut compared = Vec::new();
     let mut worst = 0u64;
     for name in ["tutorial", "errors"] {

@@ -1020,17 +1020,7 @@ fn a_finished_matrix_leaves_nothing_behind() {
 fn a_second_run_on_one_report_dir_is_refused() {
     let _g = guests();
     let (mut first, report, _) = matrix_with_guests_up();
-    let second = harness()
-        .args([
-            "matrix",
-            "--kernels",
-            "bookworm",
-            "--arch",
-            "x86_64",
-            "--accel",
-            "tcg",
-            "--report",
-        ])
+    let second = bookworm_matrix()
         .arg(report.path())
         .output()
         .expect("running a second matrix");
@@ -1046,6 +1036,23 @@ fn a_second_run_on_one_report_dir_is_refused() {
         .find(|l| l.contains("is in use by another harness run"))
         .unwrap_or_else(|| panic!("no refusal line: {err}"));
     assert!(line.contains(&format!("pid {}", first.id())), "{line}");
+}
+
+/// `harness matrix` of the one bookworm/x86_64 cell under TCG, waiting for
+/// its `--report DIR`.
+fn bookworm_matrix() -> Command {
+    let mut cmd = harness();
+    cmd.args([
+        "matrix",
+        "--kernels",
+        "bookworm",
+        "--arch",
+        "x86_64",
+        "--accel",
+        "tcg",
+        "--report",
+    ]);
+    cmd
 }
 
 /// A tmpfs mounted for one test, unmounted however the test ends.
@@ -1102,17 +1109,7 @@ fn a_full_cache_fails_in_one_line_and_the_next_run_recovers() {
     }
     let run = || {
         let report = tempfile::tempdir().expect("temp dir");
-        let out = harness()
-            .args([
-                "matrix",
-                "--kernels",
-                "bookworm",
-                "--arch",
-                "x86_64",
-                "--accel",
-                "tcg",
-                "--report",
-            ])
+        let out = bookworm_matrix()
             .arg(report.path())
             .env("UNLINK_HARNESS_CACHE", dir.path())
             .output()
