@@ -358,9 +358,17 @@ pub fn run(
         path.push(":");
     }
     path.push(std::env::var_os("PATH").unwrap_or_default());
+    // vng's own temporary files (virtiofsd sockets and pid files, the
+    // guest's return-code file) go into a directory of this boot's, gone
+    // with it: a killed vng cleans up nothing itself.
+    let tmp = tempfile::Builder::new()
+        .prefix("vng")
+        .tempdir()
+        .context("creating vng's temporary directory")?;
     let mut child = Command::new(&spec.vng)
         .args(vng_args(spec))
         .env("PATH", path)
+        .env("TMPDIR", tmp.path())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

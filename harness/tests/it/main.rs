@@ -506,7 +506,7 @@ fn an_overhead_run_measures_every_mode_and_gates_on_the_baseline() {
             "--clock",
             "icount",
             "--rounds",
-            "2",
+            "1",
             "--fail-above",
             "25",
             "--update-baseline",
@@ -890,9 +890,53 @@ fn comm(pid: u32) -> String {
     clippy::zombie_processes,
     reason = "the child is handed to the caller, which waits for it"
 )]
-fn matrix_with_guests_up() -> (std::process::Child, tempfile::TempDir, Vec<(u32, u64)>) {
+/// Where [`matrix_with_guests_up`] keeps the harness's stderr.
+const HARNESS_ERR: &str = "harness.err";
+
+/// The harness's stderr and the tail of each cell's console, for a
+/// failure message.
+fn run_story(report: &Path) -> String {
+    let mut story = std::fs::read_to_string(report.join(HARNESS_ERR)).unwrap_or_default();
+    for log in glob_consoles(report) {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(25).collect();
+        story.push_str(&format!("\n--- {} (last lines)\n", log.display()));
+        for l in tail.into_iter().rev() {
+            story.push_str(l);
+            story.push('\n');
+        }
+    }
+    story
+}
+
+fn glob_consoles(report: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(report.join("cells"))
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join("console.log"))
+        .filter(|p| p.is_file())
+        .collect();
+    out.sort();
+    out
+}
+
+/// A two-cell matrix whose guests are up: the harness, its report
+/// directory, its process tree, and the TMPDIR it was given.
+struct Running {
+    child: std::process::Child,
+    report: tempfile::TempDir,
+    tree: Vec<(u32, u64)>,
+    tmp: tempfile::TempDir,
+}
+
+// Every caller waits for the child it is handed.
+#[allow(clippy::zombie_processes)]
+fn matrix_with_guests_up() -> Running {
     let report = tempfile::tempdir().expect("temp dir");
+    let tmp = tempfile::tempdir().expect("temp dir");
     let mut child = harness()
+        .env("TMPDIR", tmp.path())
         .args([
             "matrix",
             "--kernels",
@@ -907,7 +951,9 @@ fn matrix_with_guests_up() -> (std::process::Child, tempfile::TempDir, Vec<(u32,
         ])
         .arg(report.path())
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(
+            std::fs::File::create(report.path().join(HARNESS_ERR)).expect("harness stderr file"),
+        )
         .spawn()
         .expect("starting harness matrix");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
@@ -921,7 +967,12 @@ fn matrix_with_guests_up() -> (std::process::Child, tempfile::TempDir, Vec<(u32,
             // Let the guests get going (virtiofsd, the kernels booting).
             std::thread::sleep(std::time::Duration::from_secs(3));
             let tree = descendants(child.id());
-            return (child, report, tree);
+            return Running {
+                child,
+                report,
+                tree,
+                tmp,
+            };
         }
         if std::time::Instant::now() > deadline {
             let _ = child.kill();
@@ -930,6 +981,16 @@ fn matrix_with_guests_up() -> (std::process::Child, tempfile::TempDir, Vec<(u32,
         }
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
+}
+
+/// What a run left in the TMPDIR it was given (vng's sockets, pid files
+/// and return-code files, before each boot had a directory of its own).
+fn temp_files(tmp: &tempfile::TempDir) -> Vec<String> {
+    std::fs::read_dir(tmp.path())
+        .expect("reading TMPDIR")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
 }
 
 /// Waits up to `secs` for every process of `tree` to be gone; the living.
@@ -958,7 +1019,12 @@ fn a_signalled_matrix_leaves_nothing_behind() {
     use std::os::unix::process::ExitStatusExt;
     let _g = guests();
     for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGKILL] {
-        let (mut child, report, tree) = matrix_with_guests_up();
+        let Running {
+            mut child,
+            report,
+            tree,
+            tmp,
+        } = matrix_with_guests_up();
         assert!(
             tree.iter().any(|(p, _)| comm(*p).starts_with("virtiofsd")),
             "{sig}: no virtiofsd in the tree: {tree:?}"
@@ -982,6 +1048,11 @@ fn a_signalled_matrix_leaves_nothing_behind() {
             continue;
         }
         assert_eq!(status.code(), Some(128 + sig as i32), "{sig}: {status}");
+        assert_eq!(
+            temp_files(&tmp),
+            Vec::<String>::new(),
+            "{sig}: left in TMPDIR"
+        );
         let json: Value = serde_json::from_slice(
             &std::fs::read(report.path().join("matrix.json")).expect("matrix.json written"),
         )
@@ -1001,13 +1072,24 @@ fn a_signalled_matrix_leaves_nothing_behind() {
 #[test]
 fn a_finished_matrix_leaves_nothing_behind() {
     let _g = guests();
-    let (mut child, _report, tree) = matrix_with_guests_up();
+    let Running {
+        mut child,
+        report,
+        tree,
+        tmp,
+    } = matrix_with_guests_up();
     let status = child.wait().expect("waiting for the harness");
+    assert!(
+        status.success(),
+        "the matrix failed ({status}):\n{}",
+        run_story(report.path())
+    );
     let left = survivors(&tree, 5);
     assert!(
         left.is_empty(),
         "still alive after a normal run ({status}): {left:?}"
     );
+    assert_eq!(temp_files(&tmp), Vec::<String>::new(), "left in TMPDIR");
     eprintln!(
         "a finished run: {status}; {} processes of its tree gone",
         tree.len()
@@ -1019,7 +1101,11 @@ fn a_finished_matrix_leaves_nothing_behind() {
 #[test]
 fn a_second_run_on_one_report_dir_is_refused() {
     let _g = guests();
-    let (mut first, report, _) = matrix_with_guests_up();
+    let Running {
+        child: mut first,
+        report,
+        ..
+    } = matrix_with_guests_up();
     let second = bookworm_matrix()
         .arg(report.path())
         .output()
