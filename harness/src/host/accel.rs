@@ -14,6 +14,11 @@ use crate::vm::boot::{self, BootEnd, BootSpec};
 
 /// Where the probe guest sees its results directory.
 const PROBE_DIR: &str = "/run/kvm-probe";
+/// Seconds a KVM probe boot may take. Under a working KVM it is done in
+/// 2-5 s (a crowded CI runner included); a broken one hangs before the
+/// kernel banner for as long as it is let. A slow success is only a TCG
+/// run, so the deadline is short.
+const PROBE_DEADLINE_S: u64 = 20;
 
 /// Why the accel was chosen, for reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,7 +202,7 @@ pub fn choose(
     let res = boot::run(
         &spec,
         &scratch.join("kvm-probe.log"),
-        boot::Deadlines::both(45),
+        boot::Deadlines::both(PROBE_DEADLINE_S),
         &|_| {},
     );
     match res {
@@ -208,7 +213,9 @@ pub fn choose(
         Ok(r) => AccelChoice {
             accel: Accel::Tcg,
             reason: match r.end {
-                BootEnd::Timeout(_) => "/dev/kvm is present but a KVM probe boot hung".into(),
+                BootEnd::Timeout(_) => {
+                    format!("/dev/kvm is present but a KVM probe boot hung ({PROBE_DEADLINE_S} s)")
+                }
                 _ => "/dev/kvm is present but a KVM probe boot failed".into(),
             },
         },
