@@ -4,12 +4,12 @@
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 
-use harness::engine::{self, CellSpec, DeadlineOverrides, GuestImage, Job, Plan};
+use harness::engine::{self, CellSpec, DeadlineOverrides, GuestImage, Job, Plan, Prefetch};
 use harness::host::{accel, setup};
 use harness::images::image;
 use harness::kernels::kernel::{self, KernelSource};
@@ -105,6 +105,21 @@ pub fn run_engine(
         }
     }
 
+    // Kernels and guest roots download and build beside the cargo builds
+    // and the KVM probe; each cell takes its own from here.
+    let prefetch = Prefetch::start(
+        &cache,
+        specs
+            .iter()
+            .map(|(id, _, kernel)| (id.to_string(), kernel.clone()))
+            .collect(),
+        arches
+            .iter()
+            .filter_map(|&a| image::root_recipe(a))
+            .collect(),
+        Arc::new(note),
+    );
+    let building = Instant::now();
     let mut images = Vec::new();
     for &arch in &arches {
         note(&format!("building the tracer and guest agent for {arch}"));
@@ -118,6 +133,15 @@ pub fn run_engine(
             binaries,
             root_recipe: image::root_recipe(arch),
         });
+    }
+
+    let pending = prefetch.pending();
+    if !pending.is_empty() {
+        note(&format!(
+            "guest binaries built in {:.0} s; waiting on: {}",
+            building.elapsed().as_secs_f64(),
+            pending.join(", ")
+        ));
     }
 
     // KVM or TCG: decided once, by a probe boot of the first host-arch
@@ -204,9 +228,10 @@ pub fn run_engine(
         let cells: Vec<CellId> = plan.cells.iter().map(|c| c.id.clone()).collect();
         move || render(&cells, rx)
     });
-    let results = engine::run(&plan, &images, &tx);
+    let results = engine::run(&plan, &images, &prefetch, &tx);
     drop(tx);
     let _ = ui.join();
+    prefetch.finish();
     let wall = started.elapsed().as_secs_f64();
     Ok(Ok(Ran {
         results,

@@ -12,7 +12,7 @@ use super::check::{boot_and_check, Checked};
 use super::events::CellEvents;
 use super::guest::{round2, CellRun};
 use super::measure::{boot_and_measure, Measured};
-use super::pool::{guest_root, Roots};
+use super::prefetch::Prefetch;
 use super::{CellSpec, GuestImage, Job, MatrixEvent, Plan, Stage};
 use crate::model::{CellResult, Span, Status};
 
@@ -85,11 +85,13 @@ fn blank_row(plan: &Plan, cell: &CellSpec) -> CellResult {
     }
 }
 
+/// Runs cell `index` of the plan (its kernel is `prefetch`'s `index`).
 pub(super) fn run_cell(
     plan: &Plan,
+    index: usize,
     cell: &CellSpec,
     image: Option<&GuestImage>,
-    roots: &Roots,
+    prefetch: &Prefetch,
     tx: &Sender<MatrixEvent>,
 ) -> CellResult {
     let start = Instant::now();
@@ -102,9 +104,8 @@ pub(super) fn run_cell(
         let image = image.with_context(|| format!("no guest image for {}", id.arch))?;
         events.stage(Stage::Fetching);
         let fetching = Instant::now();
-        let img = cell
-            .kernel
-            .image(&plan.cache, &note)
+        let img = prefetch
+            .kernel(index, &note)
             .map_err(|e| with_fault_hint(e, &plan.cache))
             .with_context(|| format!("fetching the {} kernel", id.alias))?;
         row.kernel_package = Some(img.package.clone());
@@ -117,7 +118,8 @@ pub(super) fn run_cell(
             Some(recipe) => {
                 events.stage(Stage::BuildingRoot);
                 Some(
-                    guest_root(plan, recipe, roots, &note)
+                    prefetch
+                        .root(recipe, &note)
                         .map_err(|e| with_fault_hint(e, &plan.cache))?,
                 )
             }

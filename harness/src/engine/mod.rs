@@ -14,9 +14,11 @@ mod guest;
 mod measure;
 mod plan;
 mod pool;
+mod prefetch;
 
 pub use cell::CellFailure;
 pub use events::{MatrixEvent, Stage};
 pub use guest::GUEST_OUT;
 pub use plan::{CellSpec, DeadlineOverrides, GuestImage, Job, Plan};
 pub use pool::run;
+pub use prefetch::{Note, Prefetch};

