@@ -232,6 +232,13 @@ impl PrivateApt {
             "APT::Architectures::=amd64".to_string(),
             "APT::Architectures::=arm64".to_string(),
             "Acquire::Languages=none".to_string(),
+            // A rolling suite's Release file expires within days; a mirror
+            // that has not synced since (or a machine whose clock is ahead
+            // of it) refuses the whole suite. Each locked package is
+            // checked against its sha256 in the lock file, so an old index
+            // cannot slip in other bytes; it can only offer older versions
+            // to `--relock`, which records what it chose.
+            "Acquire::Check-Valid-Until=false".to_string(),
             "Debug::NoLocking=1".to_string(),
         ]
         .into_iter()
