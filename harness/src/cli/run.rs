@@ -10,7 +10,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 
 use harness::engine::{self, CellSpec, DeadlineOverrides, GuestImage, Job, Plan, Prefetch};
-use harness::host::{accel, setup};
+use harness::host::{accel, setup, virtiofs};
 use harness::images::image;
 use harness::kernels::kernel::{self, KernelSource};
 use harness::kernels::manifest::Manifest;
@@ -199,6 +199,21 @@ pub fn run_engine(
             }
         })
         .collect::<Vec<_>>();
+    let virtiofsd_dir = match args.transport {
+        TransportArg::Virtiofs => {
+            let dir = setup::virtiofsd_dir(&cache);
+            match virtiofs::check(&dir) {
+                Ok(()) => Some(dir),
+                Err(why) => {
+                    note(&format!(
+                        "virtiofsd cannot run here ({why}); every guest uses 9p"
+                    ));
+                    None
+                }
+            }
+        }
+        TransportArg::NineP => None,
+    };
     let jobs = args.jobs.unwrap_or_else(|| match &job {
         Job::Gate => default_jobs(),
         // One vCPU per guest: one guest per core keeps wall figures
@@ -213,10 +228,7 @@ pub fn run_engine(
         cache: cache.clone(),
         vng,
         jobs,
-        virtiofsd_dir: match args.transport {
-            TransportArg::Virtiofs => Some(setup::virtiofsd_dir(&cache)),
-            TransportArg::NineP => None,
-        },
+        virtiofsd_dir,
     };
     note(&format!(
         "{} cells, {} at a time",

@@ -154,6 +154,23 @@ pub fn run(cache_dir: &Path, progress: &dyn Fn(&str)) -> Vec<Finding> {
             fix: Some("add the Debian archive to /etc/apt/sources.list.d/".into()),
         },
     });
+    let virtiofsd = setup::virtiofsd_dir(cache_dir);
+    if virtiofsd.join("virtiofsd").is_file() {
+        out.push(match super::virtiofs::check(&virtiofsd) {
+            Ok(()) => Finding {
+                what: "virtio-fs".into(),
+                level: Level::Ok,
+                found: "virtiofsd serves a directory here".into(),
+                fix: None,
+            },
+            Err(why) => Finding {
+                what: "virtio-fs".into(),
+                level: Level::Note,
+                found: format!("virtiofsd cannot run here ({why}); guests use 9p"),
+                fix: None,
+            },
+        });
+    }
     out.push(kvm(cache_dir, progress));
     let usage = cache::usage(cache_dir);
     let total: u64 = usage.iter().map(|(_, b)| b).sum();

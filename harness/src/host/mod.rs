@@ -4,3 +4,4 @@
 pub mod accel;
 pub mod doctor;
 pub mod setup;
+pub mod virtiofs;
