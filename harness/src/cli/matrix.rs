@@ -107,6 +107,7 @@ pub fn run(args: MatrixArgs) -> Result<ExitCode> {
 /// `--repeat N`: the matrix N times, then each cell's pass rate.
 fn repeat(args: &MatrixArgs, report_dir: &std::path::Path) -> Result<ExitCode> {
     let mut runs: Vec<Vec<harness::model::CellResult>> = Vec::new();
+    let mut walls = Vec::new();
     for k in 1..=args.repeat {
         super::note(&format!("run {k} of {}", args.repeat));
         let dir = report_dir.join(format!("run-{k}"));
@@ -116,11 +117,12 @@ fn repeat(args: &MatrixArgs, report_dir: &std::path::Path) -> Result<ExitCode> {
         };
         report::write(&dir, &ran.results, &ran.accel_reason, ran.wall)?;
         runs.push(ran.results);
+        walls.push(ran.wall);
         if harness::process::stop::cancelled().is_some() {
             break;
         }
     }
-    let table = report::repeat_md(&runs);
+    let table = report::repeat_md(&runs, &walls);
     std::fs::write(report_dir.join("repeat.md"), &table)?;
     println!("{table}");
     harness::process::stop::release_guard();

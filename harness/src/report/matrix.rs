@@ -155,7 +155,7 @@ fn mark(s: Status) -> &'static str {
 /// (✅ pass, ➖ expected limitation, ❌ fail), then the load figures.
 /// `--repeat`: each cell's passes over the runs, and the first error of
 /// each failed run, so flakiness is a number.
-pub fn repeat_md(runs: &[Vec<CellResult>]) -> String {
+pub fn repeat_md(runs: &[Vec<CellResult>], walls: &[f64]) -> String {
     let mut ids: Vec<(String, Arch)> = Vec::new();
     for c in runs.iter().flatten() {
         if !ids.contains(&(c.alias.clone(), c.arch)) {
@@ -207,6 +207,33 @@ pub fn repeat_md(runs: &[Vec<CellResult>]) -> String {
         ));
     }
     s.push_str(&format!("\n{passed_all} of {total} cell runs passed.\n"));
+    s.push_str(&time_per_run(runs, walls));
+    s
+}
+
+/// Each run's wall time and its cells' spread: the figures a timing claim
+/// is rerun with (`--repeat N`).
+fn time_per_run(runs: &[Vec<CellResult>], walls: &[f64]) -> String {
+    let mut s = String::from(
+        "\n## Time per run\n\n| run | wall s | cells | cell s (min-max) | slowest cell |\n|---:|---:|---:|---|---|\n",
+    );
+    for (k, (cells, wall)) in runs.iter().zip(walls).enumerate() {
+        let slowest = cells.iter().max_by(|a, b| a.total_s.total_cmp(&b.total_s));
+        let fastest = cells
+            .iter()
+            .map(|c| c.total_s)
+            .fold(f64::INFINITY, f64::min);
+        s.push_str(&format!(
+            "| {} | {wall:.1} | {} | {} | {} |\n",
+            k + 1,
+            cells.len(),
+            slowest.map_or("-".to_string(), |c| format!(
+                "{fastest:.1}-{:.1}",
+                c.total_s
+            )),
+            slowest.map_or("-".to_string(), |c| format!("{}/{}", c.alias, c.arch)),
+        ));
+    }
     s
 }
 
@@ -516,12 +543,14 @@ mod tests {
         stalled.error =
             Some("RCU stall in the guest: rcu: INFO: rcu_preempt detected stalls".into());
         let run2 = vec![pass("bookworm"), stalled];
-        let t = repeat_md(&[run1, run2]);
+        let t = repeat_md(&[run1, run2], &[20.25, 31.0]);
         assert!(t.contains("| bookworm/x86_64 | 2/2 | 100 % |  |"), "{t}");
         assert!(
             t.contains("| sid/x86_64 | 1/2 | 50 % | run 2: Fail: RCU stall in the guest"),
             "{t}"
         );
         assert!(t.contains("3 of 4 cell runs passed."), "{t}");
+        assert!(t.contains("| 2 | 31.0 | 2 | "), "{t}");
+        assert!(t.contains("| 1 | 20.2 | 2 | "), "{t}");
     }
 }
