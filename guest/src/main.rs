@@ -399,11 +399,9 @@ fn run(args: &RunArgs, sc: &Spec, out_dir: &Path, outcome: &mut RunOutcome) -> R
         }
     };
     outcome.workload_s = work_start.elapsed().as_secs_f64();
-    // The tracer prints what its ring holds before it exits; trace_pipe
-    // lines (printk mode) are given time to reach its reader.
-    if sc.mode == TracerMode::Printk {
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    // No wait before the stop: the tracer prints what its ring holds, or
+    // (printk mode) reads trace_pipe until it is empty, before it exits;
+    // bpf_printk has written each line by the time its call returns.
     let code = stop(&mut tracer)?;
     outcome.tracer_exit_code = code;
     if let Some(o) = oracle {
