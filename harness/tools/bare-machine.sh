@@ -35,7 +35,6 @@ for m in proc sys dev; do mount --rbind "/$m" "$dir/$m"; done
 cp /etc/resolv.conf "$dir/etc/resolv.conf"
 cp /etc/apt/sources.list.d/*.sources "$dir/etc/apt/sources.list.d/" 2>/dev/null &&
     : >"$dir/etc/apt/sources.list"
-cp /etc/ssl/certs/ca-certificates.crt "$dir/etc/ssl/certs/ca-certificates.crt" 2>/dev/null || true
 for f in /etc/pip.conf /root/.npmrc; do [ -f "$f" ] && cp "$f" "$dir$f"; done
 echo "Rust (this host's toolchain), gcc, git"
 mkdir -p "$dir/root/.cargo"
@@ -44,6 +43,8 @@ cp -a "${CARGO_HOME:-$HOME/.cargo}/bin" "$dir/root/.cargo/bin"
 chroot "$dir" env DEBIAN_FRONTEND=noninteractive apt-get -q update >/dev/null
 chroot "$dir" env DEBIAN_FRONTEND=noninteractive \
     apt-get install -y -q --no-install-recommends gcc libc6-dev git ca-certificates >/dev/null
+# After ca-certificates, which writes its own bundle.
+cp /etc/ssl/certs/ca-certificates.crt "$dir/etc/ssl/certs/ca-certificates.crt"
 git clone -q "$repo" "$dir/root/unlink"
 echo "cargo harness matrix (from $(git -C "$repo" log --oneline -1 | cut -c1-60))"
 ca=/etc/ssl/certs/ca-certificates.crt
