@@ -119,21 +119,68 @@ pub fn run_engine(
             .collect(),
         Arc::new(note),
     );
-    let building = Instant::now();
-    let mut images = Vec::new();
-    for &arch in &arches {
-        note(&format!("building the tracer and guest agent for {arch}"));
-        let mut binaries = image::build(arch)?;
-        if matches!(job, Job::Overhead(_)) {
-            note(&format!("building the unlink-path bench for {arch}"));
-            binaries.bench = Some(image::build_bench(arch)?);
+    // KVM or TCG: decided once, by a probe boot of the first host-arch
+    // kernel (only for --accel auto), beside the builds (the probe needs
+    // only that kernel, the prefetcher's first, and vng). A failed fetch
+    // is left to its cell. The decision is kept per host configuration: a
+    // known host starts its first cell at once.
+    let decide = || -> Result<accel::AccelChoice> {
+        let probe = accel::probe_kernel(specs.iter().map(|(_, _, kernel)| kernel));
+        let host_key = accel::host_key(accel::qemu_binary(Arch::host()).as_deref());
+        let known = (args.accel == Accel::Auto && !args.reprobe_kvm)
+            .then(|| accel::remembered(&cache, &host_key))
+            .flatten();
+        Ok(match (args.accel, probe, known) {
+            (Accel::Auto, _, Some(r)) if arches.contains(&Arch::host()) => accel::AccelChoice {
+                accel: r.accel,
+                reason: format!(
+                    "{} (decided for this host before; --reprobe-kvm or `harness doctor` decides afresh)",
+                    r.reason
+                ),
+            },
+            (Accel::Auto, Some(kernel), _) => {
+                match accel::probe(args.accel, kernel, &cache, &vng, report_dir, &note) {
+                    Ok(c) => {
+                        accel::remember(&cache, &host_key, &c)?;
+                        c
+                    }
+                    Err(e) => accel::AccelChoice {
+                        accel: Accel::Tcg,
+                        reason: format!("no kernel to probe KVM with ({e:#})"),
+                    },
+                }
+            }
+            _ => accel::choose(args.accel, arches[0], &vng, Path::new(""), report_dir),
+        })
+    };
+
+    let build = || -> Result<Vec<GuestImage>> {
+        let mut images = Vec::new();
+        for &arch in &arches {
+            note(&format!("building the tracer and guest agent for {arch}"));
+            let mut binaries = image::build(arch)?;
+            if matches!(job, Job::Overhead(_)) {
+                note(&format!("building the unlink-path bench for {arch}"));
+                binaries.bench = Some(image::build_bench(arch)?);
+            }
+            images.push(GuestImage {
+                arch,
+                binaries,
+                root_recipe: image::root_recipe(arch),
+            });
         }
-        images.push(GuestImage {
-            arch,
-            binaries,
-            root_recipe: image::root_recipe(arch),
-        });
-    }
+        Ok(images)
+    };
+    let building = Instant::now();
+    let (images, choice) = std::thread::scope(|s| {
+        let deciding = s.spawn(decide);
+        let images = build();
+        let choice = deciding
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the KVM decision panicked")));
+        (images, choice)
+    });
+    let (images, choice) = (images?, choice?);
 
     let pending = prefetch.pending();
     if !pending.is_empty() {
@@ -144,38 +191,6 @@ pub fn run_engine(
         ));
     }
 
-    // KVM or TCG: decided once, by a probe boot of the first host-arch
-    // kernel (only for --accel auto). A failed fetch is left to its cell;
-    // a fetched one is found in the cache by its cell.
-    // The decision is kept per host configuration: a known host starts
-    // its first cell at once.
-    let probe = accel::probe_kernel(specs.iter().map(|(_, _, kernel)| kernel));
-    let host_key = accel::host_key(accel::qemu_binary(Arch::host()).as_deref());
-    let known = (args.accel == Accel::Auto && !args.reprobe_kvm)
-        .then(|| accel::remembered(&cache, &host_key))
-        .flatten();
-    let choice = match (args.accel, probe, known) {
-        (Accel::Auto, _, Some(r)) if arches.contains(&Arch::host()) => accel::AccelChoice {
-            accel: r.accel,
-            reason: format!(
-                "{} (decided for this host before; --reprobe-kvm or `harness doctor` decides afresh)",
-                r.reason
-            ),
-        },
-        (Accel::Auto, Some(kernel), _) => {
-            match accel::probe(args.accel, kernel, &cache, &vng, report_dir, &note) {
-                Ok(c) => {
-                    accel::remember(&cache, &host_key, &c)?;
-                    c
-                }
-                Err(e) => accel::AccelChoice {
-                    accel: Accel::Tcg,
-                    reason: format!("no kernel to probe KVM with ({e:#})"),
-                },
-            }
-        }
-        _ => accel::choose(args.accel, arches[0], &vng, Path::new(""), report_dir),
-    };
     note(&format!("accel: {:?} ({})", choice.accel, choice.reason));
 
     let cells = specs
