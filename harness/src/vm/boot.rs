@@ -111,6 +111,22 @@ pub struct ConsoleFailure {
     pub line: String,
 }
 
+/// How long a guest goes on after its kernel's first failure line, so the
+/// rest of the report (an RCU stall's backtraces, a panic's call trace)
+/// reaches the log before the guest is killed.
+const FAILURE_REPORT_GRACE: Duration = Duration::from_secs(5);
+
+/// A line for the console log at a kernel failure: the host's load then,
+/// so a stall can be told from a host that had no CPU for the guest.
+fn host_load_line() -> String {
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    format!(
+        "harness: host load at this failure (/proc/loadavg): {} on {} cores\n",
+        load.trim(),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    )
+}
+
 /// Console patterns that mean the guest kernel is broken.
 const FAILURES: &[(&str, &str)] = &[
     ("Kernel panic", "kernel panic"),
@@ -413,7 +429,17 @@ pub fn run(
     let kill = || {
         let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
     };
+    // The first kernel failure, and when the guest is killed for it: the
+    // report that follows its first line (the stalled CPU's backtrace, the
+    // panic's call trace) still goes into the log until then.
+    let mut failed: Option<(ConsoleFailure, Instant)> = None;
     let end = loop {
+        if let Some((f, until)) = &failed {
+            if Instant::now() >= *until {
+                kill();
+                break BootEnd::Failure(f.clone());
+            }
+        }
         let (phase, left) = match guest_start {
             None => (Phase::Boot, deadlines.boot.saturating_sub(start.elapsed())),
             Some(at) => (
@@ -443,15 +469,21 @@ pub fn run(
                     }
                     on_guest(line[at..].trim());
                 }
-                if let Some(f) = console_failure(&line) {
-                    kill();
-                    break BootEnd::Failure(f);
+                match console_failure(&line) {
+                    Some(f) if failed.is_none() => {
+                        let _ = log.write_all(host_load_line().as_bytes());
+                        failed = Some((f, Instant::now() + FAILURE_REPORT_GRACE));
+                    }
+                    Some(_) => {}
+                    None => splats.extend(console_splat(&line)),
                 }
-                splats.extend(console_splat(&line));
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => {
                 let status = child.wait().context("waiting for vng")?;
+                if let Some((f, _)) = failed {
+                    break BootEnd::Failure(f);
+                }
                 if crate::process::stop::cancelled().is_some() {
                     break BootEnd::Interrupted;
                 }

@@ -274,6 +274,60 @@ fn a_users_own_kernel_image_is_a_cell() {
     assert!(out.status.success());
 }
 
+/// A guest kernel that panics (sysrq's crash) fails its boot as a kernel
+/// panic, and the console log keeps the report after the first line (the
+/// call trace) and the host's load at that moment, for whoever has to
+/// tell a kernel bug from a starved emulator.
+#[test]
+fn a_kernel_failure_keeps_its_whole_report() {
+    use harness::vm::boot;
+    let cache = harness::paths::cache_root();
+    let lock =
+        harness::kernels::lock::LockFile::load(&harness::kernels::lock::LockFile::default_path())
+            .expect("lock file");
+    let entry = lock
+        .get(
+            "bookworm",
+            harness::model::Arch::host(),
+            harness::kernels::lock::GENERIC,
+        )
+        .expect("bookworm is locked for the host arch");
+    let img = harness::kernels::kernel::fetch(&cache, entry, &|_| {}).expect("kernel fetched");
+    let _g = guests();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let spec = boot::BootSpec {
+        vng: harness::host::setup::vng_path(&cache),
+        arch: harness::model::Arch::host(),
+        accel: harness::model::Accel::Tcg,
+        vmlinuz: img.vmlinuz.clone(),
+        cpus: 1,
+        memory_mb: 512,
+        rwdirs: Vec::new(),
+        qemu_opts: None,
+        root: None,
+        busybox: None,
+        transport: boot::Transport::NineP,
+        command: "echo c > /proc/sysrq-trigger".into(),
+    };
+    let log = dir.path().join("console.log");
+    let r = boot::run(&spec, &log, boot::Deadlines::both(120), &|_| {}).expect("vng ran");
+    let text = std::fs::read_to_string(&log).expect("console log");
+    match &r.end {
+        boot::BootEnd::Failure(f) => assert_eq!(f.kind, "kernel panic", "{f:?}"),
+        other => panic!("ended {other:?}, not with a kernel panic:\n{text}"),
+    }
+    let panic_at = text.find("Kernel panic").expect("the panic line");
+    let after = &text[panic_at..];
+    assert!(
+        after.contains("harness: host load at this failure (/proc/loadavg): "),
+        "{after}"
+    );
+    assert!(
+        text.contains("Call Trace:"),
+        "the report's call trace is in the log:\n{text}"
+    );
+}
+
 /// A damaged cache is noticed and repaired: a corrupted cached `.deb` is
 /// fetched again (checked against the apt index's SHA256), and a damaged
 /// extracted kernel is extracted again.
