@@ -246,20 +246,25 @@ fn an_impossible_deadline_times_out_one_cell_only() {
 /// `--kernel-image` with `--kernel-modules`: a kernel the user has (here a
 /// Debian 6.12 image taken out of the cache, as if built by hand) runs as a
 /// `custom` cell through the same gate.
-#[test]
-fn a_users_own_kernel_image_is_a_cell() {
+/// The locked generic kernel of `alias` for the host's arch, fetched.
+fn host_kernel(alias: &str) -> harness::kernels::kernel::KernelImage {
     let lock =
         harness::kernels::lock::LockFile::load(&harness::kernels::lock::LockFile::default_path())
             .expect("lock file");
     let entry = lock
         .get(
-            "trixie",
+            alias,
             harness::model::Arch::host(),
             harness::kernels::lock::GENERIC,
         )
-        .expect("trixie is locked for the host arch");
-    let img = harness::kernels::kernel::fetch(&harness::paths::cache_root(), entry, &|_| {})
-        .expect("fetching the kernel to use as the user's own");
+        .unwrap_or_else(|| panic!("{alias} is locked for the host arch"));
+    harness::kernels::kernel::fetch(&harness::paths::cache_root(), entry, &|_| {})
+        .unwrap_or_else(|e| panic!("fetching the {alias} kernel: {e:#}"))
+}
+
+#[test]
+fn a_users_own_kernel_image_is_a_cell() {
+    let img = host_kernel("trixie");
     let _g = guests();
     let image = img.vmlinuz.to_string_lossy().into_owned();
     let modules = img.modules.to_string_lossy().into_owned();
@@ -282,17 +287,7 @@ fn a_users_own_kernel_image_is_a_cell() {
 fn a_kernel_failure_keeps_its_whole_report() {
     use harness::vm::boot;
     let cache = harness::paths::cache_root();
-    let lock =
-        harness::kernels::lock::LockFile::load(&harness::kernels::lock::LockFile::default_path())
-            .expect("lock file");
-    let entry = lock
-        .get(
-            "bookworm",
-            harness::model::Arch::host(),
-            harness::kernels::lock::GENERIC,
-        )
-        .expect("bookworm is locked for the host arch");
-    let img = harness::kernels::kernel::fetch(&cache, entry, &|_| {}).expect("kernel fetched");
+    let img = host_kernel("bookworm");
     let _g = guests();
     let dir = tempfile::tempdir().expect("temp dir");
     let spec = boot::BootSpec {
