@@ -273,23 +273,21 @@ fn side_by_side(steps: Vec<Step<'_>>, note: &(dyn Fn(&str) + Sync)) -> Result<()
                 let running = &running;
                 sc.spawn(move || {
                     let r = work();
-                    let left = running
-                        .lock()
-                        .map(|mut l| {
-                            l.retain(|n| n != &name);
-                            l.clone()
-                        })
-                        .unwrap_or_default();
+                    // The end is noted under the lock, so the notes come
+                    // in the order their "waiting on" lists were taken.
                     let outcome = if r.is_ok() { "done" } else { "failed" };
-                    note(&format!(
-                        "{name}: {outcome} after {:.0} s{}",
-                        started.elapsed().as_secs_f64(),
-                        if left.is_empty() {
-                            String::new()
-                        } else {
-                            format!("; waiting on: {}", left.join(", "))
-                        }
-                    ));
+                    if let Ok(mut left) = running.lock() {
+                        left.retain(|n| n != &name);
+                        note(&format!(
+                            "{name}: {outcome} after {:.0} s{}",
+                            started.elapsed().as_secs_f64(),
+                            if left.is_empty() {
+                                String::new()
+                            } else {
+                                format!("; waiting on: {}", left.join(", "))
+                            }
+                        ));
+                    }
                     r
                 })
             })
@@ -479,12 +477,23 @@ mod tests {
         side_by_side(steps, &note).expect("both steps end");
         let notes = notes.into_inner().expect("notes");
         assert_eq!(notes[0], "side by side: waits, signals");
-        assert!(notes.iter().any(|n| n.starts_with("signals: done after")
-            && n.ends_with("; waiting on: waits")), "{notes:?}");
+        // Whichever ended first names the other as still waited on; the
+        // last names nothing.
+        let ends: Vec<&String> = notes[1..].iter().collect();
+        assert_eq!(ends.len(), 2, "{notes:?}");
+        let (first, last) = (ends[0], ends[1]);
+        let other = if first.starts_with("waits:") {
+            "signals"
+        } else {
+            "waits"
+        };
+        assert!(first.contains(": done after "), "{notes:?}");
         assert!(
-            notes
-                .iter()
-                .any(|n| n.starts_with("waits: done after") && !n.contains("waiting on")),
+            first.ends_with(&format!("; waiting on: {other}")),
+            "{notes:?}"
+        );
+        assert!(
+            last.starts_with(&format!("{other}: done after")) && !last.contains("waiting on"),
             "{notes:?}"
         );
 
