@@ -6,8 +6,24 @@ use anyhow::{bail, Context, Result};
 
 /// Runs `cmd`; on failure the error names `what`, the exit status and the
 /// last `tail` lines of stderr. Returns stdout.
+///
+/// The command runs in a process group of its own, registered with
+/// [`stop`]: a download, an extraction or a build still under way when the
+/// run is cancelled, or when the harness exits or dies, is killed with it.
 pub fn run_checked(cmd: &mut Command, what: &str, tail: usize) -> Result<String> {
-    let out = cmd.output().with_context(|| format!("running {what}"))?;
+    use std::os::unix::process::CommandExt;
+    use std::process::Stdio;
+    let child = cmd
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("running {what}"))?;
+    let _group = stop::Group::register(child.id() as i32);
+    let out = child
+        .wait_with_output()
+        .with_context(|| format!("running {what}"))?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         bail!(
@@ -180,6 +196,26 @@ mod tests {
         assert_eq!(
             run_checked(Command::new("echo").arg("hi"), "echo", 1).unwrap(),
             "hi\n"
+        );
+    }
+
+    #[test]
+    fn a_command_runs_in_a_group_of_its_own() {
+        // Field 5 of /proc/PID/stat is the process group (sh's comm has
+        // no space).
+        let out = run_checked(
+            Command::new("sh").args(["-c", "echo $$; cut -d' ' -f5 /proc/$$/stat"]),
+            "sh",
+            1,
+        )
+        .unwrap();
+        let ids: Vec<&str> = out.lines().collect();
+        assert_eq!(ids.len(), 2, "{out}");
+        assert_eq!(ids[0], ids[1], "pid and process group differ: {out}");
+        assert_ne!(
+            ids[1],
+            nix::unistd::getpgrp().to_string(),
+            "the test's own group"
         );
     }
 

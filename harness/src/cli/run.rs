@@ -121,8 +121,7 @@ pub fn run_engine(
     );
     // KVM or TCG: decided once, by a probe boot of the first host-arch
     // kernel (only for --accel auto), beside the builds (the probe needs
-    // only that kernel, the prefetcher's first, and vng). A failed fetch
-    // is left to its cell. The decision is kept per host configuration: a
+    // only that kernel, the prefetcher's first, and vng). The decision is kept per host configuration: a
     // known host starts its first cell at once.
     let decide = || -> Result<accel::AccelChoice> {
         let probe = accel::probe_kernel(specs.iter().map(|(_, _, kernel)| kernel));
@@ -138,18 +137,19 @@ pub fn run_engine(
                     r.reason
                 ),
             },
-            (Accel::Auto, Some(kernel), _) => {
-                match accel::probe(args.accel, kernel, &cache, &vng, report_dir, &note) {
-                    Ok(c) => {
-                        accel::remember(&cache, &host_key, &c)?;
-                        c
-                    }
-                    Err(e) => accel::AccelChoice {
-                        accel: Accel::Tcg,
-                        reason: format!("no kernel to probe KVM with ({e:#})"),
-                    },
+            // The probe's kernel is its cell's: fetched once, by whoever
+            // comes first.
+            (Accel::Auto, Some(i), _) => match prefetch.kernel(i, &note) {
+                Ok(img) => {
+                    let c = accel::choose(args.accel, Arch::host(), &vng, &img.vmlinuz, report_dir);
+                    accel::remember(&cache, &host_key, &c)?;
+                    c
                 }
-            }
+                Err(e) => accel::AccelChoice {
+                    accel: Accel::Tcg,
+                    reason: format!("no kernel to probe KVM with ({e:#})"),
+                },
+            },
             _ => accel::choose(args.accel, arches[0], &vng, Path::new(""), report_dir),
         })
     };

@@ -47,6 +47,8 @@ struct Shared {
     /// Guest roots by recipe, built once; the map is held while one builds,
     /// so a second asker waits for it.
     roots: Mutex<HashMap<PathBuf, std::result::Result<GuestRoot, String>>>,
+    /// Recipes whose root has no outcome yet.
+    roots_pending: Mutex<Vec<PathBuf>>,
 }
 
 /// The cold-start work of one run, under way.
@@ -77,6 +79,7 @@ impl Prefetch {
                 })
                 .collect(),
             roots: Mutex::new(HashMap::new()),
+            roots_pending: Mutex::new(recipes.clone()),
         });
         let mut threads = Vec::new();
         for recipe in recipes {
@@ -172,11 +175,11 @@ impl Prefetch {
             })
             .map(|s| format!("kernel {}", s.name))
             .collect();
-        if self.threads.iter().any(|t| !t.is_finished()) {
-            // A root thread still building holds the map.
-            if self.shared.roots.try_lock().is_err() {
-                out.push("a guest root".to_string());
-            }
+        if let Ok(left) = self.shared.roots_pending.lock() {
+            out.extend(
+                left.iter()
+                    .map(|r| format!("guest root {}", recipe_name(r))),
+            );
         }
         out
     }
@@ -224,6 +227,9 @@ impl Shared {
         let entry = built.entry(recipe.to_path_buf()).or_insert_with(|| {
             rootfs::build(&self.cache, recipe, progress).map_err(|e| format!("{e:#}"))
         });
+        if let Ok(mut left) = self.roots_pending.lock() {
+            left.retain(|r| r != recipe);
+        }
         entry
             .clone()
             .map_err(|e| anyhow!("building the guest root from {}: {e}", recipe.display()))

@@ -192,18 +192,9 @@ mod tests {
 
     fn step(pid: u32, tid: u32, path: &str, ret: i64) -> Step {
         Step {
-            op: "unlink".into(),
-            dfd: None,
-            dirfd: None,
-            path: path.into(),
-            path_len: path.len(),
-            uid: 0,
             pid,
             tid,
-            comm: "g".into(),
-            start_ns: 0,
-            end_ns: 10,
-            ret,
+            ..crate::gate::fields::tests::step(path, ret, 0)
         }
     }
 

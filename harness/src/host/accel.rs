@@ -113,11 +113,9 @@ pub fn remember(cache: &Path, key: &str, choice: &AccelChoice) -> Result<()> {
 }
 
 /// The kernel a KVM probe boots: the first of `kernels` built for this
-/// host's arch.
-pub fn probe_kernel<'a>(
-    kernels: impl IntoIterator<Item = &'a KernelSource>,
-) -> Option<&'a KernelSource> {
-    kernels.into_iter().find(|k| k.arch() == Arch::host())
+/// host's arch (its index).
+pub fn probe_kernel<'a>(kernels: impl IntoIterator<Item = &'a KernelSource>) -> Option<usize> {
+    kernels.into_iter().position(|k| k.arch() == Arch::host())
 }
 
 /// Resolves `requested` with a probe boot of `kernel` (see [`choose`]),

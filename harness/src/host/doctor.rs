@@ -218,7 +218,7 @@ fn kvm(cache_dir: &Path, progress: &dyn Fn(&str)) -> Finding {
         .filter(|e| e.flavour == lock::GENERIC)
         .map(|e| KernelSource::Locked(e.clone()))
         .collect();
-    let Some(kernel) = accel::probe_kernel(&generic) else {
+    let Some(kernel) = accel::probe_kernel(&generic).map(|i| &generic[i]) else {
         return Finding {
             what,
             level: Level::Note,
