@@ -41,6 +41,8 @@ fn workload(n: usize) -> (Vec<Step>, String) {
             start_ns: 0,
             end_ns: 2,
             ret,
+            flags: 0,
+            bad_pointer: false,
         });
     }
     (steps, lines)

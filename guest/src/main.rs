@@ -55,9 +55,16 @@ enum Cmd {
         #[arg(long)]
         unlink: String,
     },
-    /// The options scenario's second process: unlinks under its own comm
-    /// once a byte arrives on stdin; its calls as JSON on stdout.
-    Other,
+    /// A process of the options scenario besides the agent: unlinks under
+    /// the comm given once a byte arrives on stdin; its calls as JSON on
+    /// stdout.
+    Other {
+        #[arg(long)]
+        comm: String,
+        /// The prefix of its file names.
+        #[arg(long)]
+        prefix: String,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -93,8 +100,11 @@ struct RunArgs {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Work {
     Tutorial,
+    /// The tutorial and a call from a second thread.
+    TutorialThreaded,
     Errors,
     Names,
+    Callers,
     /// Tutorial, then errors, in one tracer run.
     TutorialErrors,
     /// Threads of create+unlink while the tracer is stopped: its small
@@ -138,9 +148,15 @@ const SPECS: &[Spec] = &[
         oracle: false,
     },
     Spec {
+        scenario: Scenario::Callers,
+        mode: TracerMode::Kprobe,
+        work: Work::Callers,
+        oracle: true,
+    },
+    Spec {
         scenario: Scenario::Printk,
         mode: TracerMode::Printk,
-        work: Work::Tutorial,
+        work: Work::TutorialThreaded,
         oracle: false,
     },
     Spec {
@@ -199,8 +215,8 @@ fn main() {
                 std::process::exit(1);
             }
         }
-        Cmd::Other => {
-            if let Err(e) = options::other_main() {
+        Cmd::Other { comm, prefix } => {
+            if let Err(e) = options::other_main(&comm, &prefix) {
                 eprintln!("unlink-guest other: {e:#}");
                 std::process::exit(1);
             }
@@ -366,8 +382,10 @@ fn run(args: &RunArgs, sc: &Spec, out_dir: &Path, outcome: &mut RunOutcome) -> R
     let work_start = Instant::now();
     let steps: Result<Vec<Step>> = match sc.work {
         Work::Tutorial => workload::tutorial(),
+        Work::TutorialThreaded => workload::tutorial_threaded(),
         Work::Errors => workload::errors(&agent_path()?),
         Work::Names => workload::names(),
+        Work::Callers => workload::callers(&agent_path()?),
         Work::TutorialErrors => workload::tutorial().and_then(|mut t| {
             t.extend(workload::errors(&agent_path()?)?);
             Ok(t)
@@ -477,7 +495,7 @@ mod tests {
         let e = parse_scenario("nope").unwrap_err();
         assert!(
             e.contains(
-                "tutorial, errors, names, printk, fentry, storm, burst, contention, options"
+                "tutorial, errors, names, callers, printk, fentry, storm, burst, contention, options"
             ),
             "{e}"
         );

@@ -22,6 +22,19 @@ use crate::workload::{self, At};
 
 /// The other process's comm: the command `--comm` chooses.
 pub const OTHER_COMM: &str = "unlink-other";
+/// The processes beside the agent, each (comm, file prefix): the chosen
+/// command twice (two processes with one name: `--comm` takes both), and
+/// two names that almost match it (a prefix of it, and it with one more
+/// byte), which `--comm` must leave out.
+pub const OTHERS: [(&str, &str); 4] = [
+    (OTHER_COMM, "o"),
+    (OTHER_COMM, "p"),
+    ("unlink-othe", "q"),
+    ("unlink-other2", "r"),
+];
+/// The agent's second thread: its calls are the agent's (`--pid` takes
+/// them, a tid taken for the pid would not), made after the main thread's.
+const HELPER_COMM: &str = "agent-helper";
 /// `--count`: fewer than the agent's calls, so the tracer must stop early.
 const COUNT: u64 = 3;
 /// `--duration`, seconds: short, so waiting for it costs the cell little
@@ -53,23 +66,28 @@ pub fn tracer_args(probe: OptionProbe, agent_pid: u32) -> Vec<String> {
 /// The calls each process makes: files created and unlinked, then an
 /// ENOENT and an EISDIR, so the reported errnos vary too.
 fn calls(prefix: &str) -> Result<Vec<Step>> {
-    let dir = format!("{prefix}-dir");
-    match nix::unistd::mkdir(
-        dir.as_str(),
-        nix::sys::stat::Mode::from_bits_truncate(0o755),
-    ) {
-        Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
-        Err(e) => return Err(e).with_context(|| format!("mkdir {dir}")),
+    // Each process in a directory of its own: the processes never queue on
+    // one directory's lock inside the traced function, so no more calls are
+    // in it at once than there are CPUs (a kretprobe before 6.2 without
+    // CONFIG_PREEMPTION has that many return instances; the contention
+    // scenario is the one that queues).
+    let home = format!("{prefix}.d");
+    let dir = format!("{home}/{prefix}-dir");
+    for d in [&home, &dir] {
+        match nix::unistd::mkdir(d.as_str(), nix::sys::stat::Mode::from_bits_truncate(0o755)) {
+            Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+            Err(e) => return Err(e).with_context(|| format!("mkdir {d}")),
+        }
     }
     let mut steps = Vec::with_capacity(CALLS);
     for i in 0..CALLS {
         let name = match i {
             _ if i + 2 < CALLS => {
-                let n = format!("{prefix}{i}");
+                let n = format!("{home}/{prefix}{i}");
                 workload::create(n.as_bytes())?;
                 n
             }
-            _ if i + 2 == CALLS => format!("{prefix}-missing"),
+            _ if i + 2 == CALLS => format!("{home}/{prefix}-missing"),
             _ => dir.clone(),
         };
         steps.push(workload::call(At::Plain, name.as_bytes(), false));
@@ -78,16 +96,37 @@ fn calls(prefix: &str) -> Result<Vec<Step>> {
     Ok(steps)
 }
 
-/// `unlink-guest other`: takes the comm [`OTHER_COMM`], waits for a byte on
-/// stdin, makes its calls, prints them as JSON on stdout.
-pub fn other_main() -> Result<()> {
-    let comm = std::ffi::CString::new(OTHER_COMM).context("the comm")?;
-    nix::sys::prctl::set_name(&comm).context("setting the comm")?;
+/// The agent's second thread's calls, after the main thread's: one with
+/// every escape class's bytes in its name, one whose path overflows the
+/// tracer's buffer, one the kernel cannot read (a bad pointer), so the text
+/// output shows each of its name forms.
+fn helper_calls() -> Result<Vec<Step>> {
+    let comm = std::ffi::CString::new(HELPER_COMM).context("the helper's comm")?;
+    nix::sys::prctl::set_name(&comm).context("naming the helper")?;
+    let escaped: Vec<u8> = workload::ESCAPE_CLASSES
+        .iter()
+        .flat_map(|(b, _)| b.iter().copied())
+        .collect();
+    workload::create(&escaped)?;
+    // 600 bytes through directories that do not exist: ENOENT, truncated.
+    let deep = workload::deep_path(600);
+    Ok(vec![
+        workload::call(At::Plain, &escaped, false),
+        workload::call(At::Plain, &deep, false),
+        workload::call_with(At::Plain, workload::Arg::BadPointer, 0),
+    ])
+}
+
+/// `unlink-guest other`: takes the comm given, waits for a byte on stdin,
+/// makes its calls, prints them as JSON on stdout.
+pub fn other_main(comm: &str, prefix: &str) -> Result<()> {
+    let c = std::ffi::CString::new(comm).context("the comm")?;
+    nix::sys::prctl::set_name(&c).context("setting the comm")?;
     let mut go = [0u8; 1];
     std::io::stdin()
         .read_exact(&mut go)
         .context("waiting for the start byte")?;
-    let steps = calls("o")?;
+    let steps = calls(prefix)?;
     println!("{}", serde_json::to_string(&steps)?);
     Ok(())
 }
@@ -148,14 +187,24 @@ pub fn run(
     outcome: &mut RunOutcome,
 ) -> Result<Vec<Step>> {
     let agent = std::env::current_exe().context("finding the agent's own binary")?;
-    let mut other = Command::new(&agent)
-        .arg("other")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("starting the other process")?;
-    let other_pid = other.id();
+    let mut others = Vec::new();
+    for (comm, prefix) in OTHERS {
+        let child = Command::new(&agent)
+            .args(["other", "--comm", comm, "--prefix", prefix])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting the process `{comm}`"))?;
+        others.push(child);
+    }
+    let other_pid = others[0].id();
     let pid = std::process::id();
+    let kill_others = |others: &mut Vec<Child>| {
+        for o in others.iter_mut() {
+            let _ = o.kill();
+            let _ = o.wait();
+        }
+    };
 
     // Every ready file is cleared before the first tracer starts: the
     // agent's own unlink of one would be a call the `--pid` tracer reports
@@ -206,7 +255,7 @@ pub fn run(
             .map(|t| (t.probe.name(), t.exited.and_then(|e| e.0)));
         if let Some((name, code)) = early {
             stop_all(&mut tracers);
-            let _ = other.kill();
+            kill_others(&mut others);
             bail!("the {name} tracer exited before attaching (exit code {code:?}); see {name}.err");
         }
         if tracers.iter().all(|t| t.ready_at.is_some()) {
@@ -214,7 +263,7 @@ pub fn run(
         }
         if start.elapsed() > attach_timeout {
             stop_all(&mut tracers);
-            let _ = other.kill();
+            kill_others(&mut others);
             bail!(
                 "the tracers did not all attach within {}s",
                 attach_timeout.as_secs()
@@ -224,27 +273,39 @@ pub fn run(
     }
     outcome.attach_s = start.elapsed().as_secs_f64();
 
-    // Both processes unlink at the same time.
+    // Every process unlinks at the same time; the agent's helper thread
+    // after its main thread.
     let work_start = Instant::now();
-    other
-        .stdin
-        .take()
-        .context("the other process's stdin")?
-        .write_all(b"g")
-        .context("starting the other process")?;
-    let mine = calls("a");
-    let other_out = other
-        .wait_with_output()
-        .context("waiting for the other process")?;
+    for o in &mut others {
+        o.stdin
+            .take()
+            .context("another process's stdin")?
+            .write_all(b"g")
+            .context("starting another process")?;
+    }
+    let mine = calls("a").and_then(|mut v| {
+        let helper = std::thread::spawn(helper_calls)
+            .join()
+            .map_err(|_| anyhow::anyhow!("the helper thread panicked"))??;
+        v.extend(helper);
+        Ok(v)
+    });
+    let mut theirs = Vec::new();
+    for o in others {
+        let out = o
+            .wait_with_output()
+            .context("waiting for another process")?;
+        anyhow::ensure!(
+            out.status.success(),
+            "another process failed ({})",
+            out.status
+        );
+        let steps: Vec<Step> =
+            serde_json::from_slice(&out.stdout).context("another process's calls")?;
+        theirs.extend(steps);
+    }
     outcome.workload_s = work_start.elapsed().as_secs_f64();
     let mut steps = mine?;
-    anyhow::ensure!(
-        other_out.status.success(),
-        "the other process failed ({})",
-        other_out.status
-    );
-    let theirs: Vec<Step> =
-        serde_json::from_slice(&other_out.stdout).context("the other process's calls")?;
     steps.extend(theirs);
 
     // The count and duration tracers stop by themselves; the others are

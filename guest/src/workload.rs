@@ -2,7 +2,7 @@
 //! each call is recorded as a [`Step`] with the thread that made it and the
 //! result the kernel gave back.
 
-use std::ffi::OsStr;
+use std::ffi::{CString, OsStr};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -11,9 +11,10 @@ use std::sync::{Arc, Barrier};
 use anyhow::{Context, Result};
 use nix::errno::Errno;
 use nix::fcntl::{open, OFlag};
+use nix::mount::MsFlags;
 use nix::sys::stat::Mode;
-use nix::unistd::{mkdir, unlinkat, UnlinkatFlags};
-use unlink_schema::{escape_bytes, Load, Step};
+use nix::unistd::mkdir;
+use unlink_schema::{escape_bytes, Load, Step, PATH_MAX};
 
 /// The uid of `nobody`, for the permission errors.
 pub const NOBODY: u32 = 65534;
@@ -38,13 +39,6 @@ pub fn comm() -> String {
         .unwrap_or_default()
 }
 
-fn ret_of(r: nix::Result<()>) -> i64 {
-    match r {
-        Ok(()) => 0,
-        Err(e) => -(e as i64),
-    }
-}
-
 /// Where a call's path is resolved from.
 #[derive(Clone, Copy)]
 pub enum At<'a> {
@@ -52,51 +46,95 @@ pub enum At<'a> {
     Plain,
     Cwd,
     Dir(&'a OwnedFd),
+    /// `unlinkat` with a raw descriptor that is not an open directory (a
+    /// file's, or a closed one): `label` is how the trace shows it.
+    Fd(i32, &'static str),
+}
+
+/// The path argument of a call.
+#[derive(Clone, Copy)]
+pub enum Arg<'a> {
+    Bytes(&'a [u8]),
+    /// A pointer into no mapping: the kernel cannot copy the path (EFAULT).
+    BadPointer,
 }
 
 /// One unlink-family call, made and recorded.
 pub fn call(at: At, path: &[u8], removedir: bool) -> Step {
-    let p = Path::new(OsStr::from_bytes(path));
-    let flags = if removedir {
-        UnlinkatFlags::RemoveDir
-    } else {
-        UnlinkatFlags::NoRemoveDir
+    call_with(
+        at,
+        Arg::Bytes(path),
+        if removedir { AT_REMOVEDIR } else { 0 },
+    )
+}
+
+/// `unlinkat`'s flag that makes it an rmdir.
+pub const AT_REMOVEDIR: i32 = libc::AT_REMOVEDIR;
+
+/// One call with any path argument and flags, made through libc exactly as
+/// given (no validation on the way), and recorded.
+pub fn call_with(at: At, arg: Arg, flags: i32) -> Step {
+    let (cpath, bytes): (Option<CString>, &[u8]) = match arg {
+        Arg::Bytes(b) => (CString::new(b).ok(), b),
+        Arg::BadPointer => (None, b""),
     };
+    // Page zero is never mapped: the kernel's copy of the path faults.
+    let ptr = cpath
+        .as_ref()
+        .map_or(1 as *const libc::c_char, |c| c.as_ptr());
     let comm = comm();
     let start_ns = realtime_ns();
-    let (op, dfd, dirfd, r) = match at {
-        At::Plain => ("unlink", None, None, ret_of(nix::unistd::unlink(p))),
-        At::Cwd => (
-            "unlinkat",
-            Some("AT_FDCWD"),
-            None,
-            ret_of(unlinkat(nix::fcntl::AT_FDCWD, p, flags)),
-        ),
-        At::Dir(fd) => (
-            "unlinkat",
-            Some("DIRFD"),
-            Some(fd.as_raw_fd()),
-            ret_of(unlinkat(fd, p, flags)),
-        ),
+    // SAFETY: the pointer is a live C string or deliberately invalid; the
+    // kernel validates it, nothing here dereferences it.
+    let (op, dfd, dirfd, r) = unsafe {
+        match at {
+            At::Plain => ("unlink", None, None, libc::unlink(ptr)),
+            At::Cwd => (
+                "unlinkat",
+                Some("AT_FDCWD"),
+                None,
+                libc::unlinkat(libc::AT_FDCWD, ptr, flags),
+            ),
+            At::Dir(fd) => (
+                "unlinkat",
+                Some("DIRFD"),
+                Some(fd.as_raw_fd()),
+                libc::unlinkat(fd.as_raw_fd(), ptr, flags),
+            ),
+            At::Fd(fd, label) => (
+                "unlinkat",
+                Some(label),
+                Some(fd),
+                libc::unlinkat(fd, ptr, flags),
+            ),
+        }
+    };
+    let ret = if r == 0 {
+        0
+    } else {
+        -(Errno::last_raw() as i64)
     };
     let end_ns = realtime_ns();
+    let op = match flags {
+        0 => op.to_string(),
+        AT_REMOVEDIR => format!("{op}(AT_REMOVEDIR)"),
+        f => format!("{op}(flags {f:#x})"),
+    };
     Step {
-        op: if removedir {
-            format!("{op}(AT_REMOVEDIR)")
-        } else {
-            op.to_string()
-        },
+        op,
         dfd: dfd.map(str::to_string),
         dirfd,
-        path: escape_bytes(path),
-        path_len: path.len(),
+        path: escape_bytes(bytes),
+        path_len: bytes.len(),
         uid: nix::unistd::geteuid().as_raw(),
         pid: std::process::id(),
         tid: tid(),
         comm,
         start_ns,
         end_ns,
-        ret: r,
+        ret,
+        flags,
+        bad_pointer: matches!(arg, Arg::BadPointer),
     }
 }
 
@@ -140,6 +178,19 @@ pub fn tutorial() -> Result<Vec<Step>> {
     Ok(steps)
 }
 
+/// The tutorial, then one more call from a second thread: the tutorial's
+/// `pid` is the thread group's, which the main thread alone cannot tell
+/// from its thread id.
+pub fn tutorial_threaded() -> Result<Vec<Step>> {
+    let mut steps = tutorial()?;
+    create(b"test3")?;
+    let step = std::thread::spawn(|| call(At::Plain, b"test3", false))
+        .join()
+        .map_err(|_| anyhow::anyhow!("the tutorial's thread panicked"))?;
+    steps.push(step);
+    Ok(steps)
+}
+
 /// Runs one call as `uid` in a child process (`unlink-guest as-user`), so
 /// the permission checks are the kernel's own.
 fn as_user(agent: &Path, uid: u32, path: &str) -> Result<Step> {
@@ -159,7 +210,10 @@ fn as_user(agent: &Path, uid: u32, path: &str) -> Result<Step> {
 }
 
 /// The errors: each errno the unlink path can give, dirfd against
-/// AT_FDCWD, and where `unlinkat(AT_REMOVEDIR)` goes.
+/// AT_FDCWD, where `unlinkat(AT_REMOVEDIR)` and a refused flag go, and the
+/// paths the kernel refuses before the unlink function sees a name (a bad
+/// pointer, an empty path, a path of PATH_MAX bytes: it runs with an error
+/// pointer, and the tracer must say the name was unreadable).
 pub fn errors(agent: &Path) -> Result<Vec<Step>> {
     let mut steps = Vec::new();
     steps.push(call(At::Plain, b"missing", false));
@@ -185,11 +239,118 @@ pub fn errors(agent: &Path) -> Result<Vec<Step>> {
     steps.push(call(At::Dir(&fd), b"a", false));
     steps.push(call(At::Cwd, b"sub/b", false));
     steps.push(call(At::Dir(&fd), b"d", true));
+    // ENOTDIR: a file as a directory, by path and as the dirfd.
+    create(b"plain")?;
+    steps.push(call(At::Plain, b"plain/x", false));
+    let file = open("plain", OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
+        .context("opening plain")?;
+    steps.push(call(At::Fd(file.as_raw_fd(), "FILEFD"), b"x", false));
+    // EBADF: a descriptor that is not open.
+    steps.push(call(At::Fd(CLOSED_FD, "BADFD"), b"x", false));
+    // ELOOP: a symlink to itself as a directory.
+    nix::unistd::symlinkat("loop", nix::fcntl::AT_FDCWD, "loop").context("symlink loop")?;
+    steps.push(call(At::Plain, b"loop/x", false));
+    // EBUSY: a file that is a mount point.
+    create(b"busy")?;
+    create(b"busy-src")?;
+    mount_on("busy-src", "busy", MsFlags::MS_BIND)?;
+    steps.push(call(At::Plain, b"busy", false));
+    nix::mount::umount("busy").context("umount busy")?;
+    // EROFS: a file on a read-only mount.
+    dir("ro", 0o755)?;
+    mount_on("tmpfs", "ro", MsFlags::empty())?;
+    create(b"ro/f")?;
+    mount_on("tmpfs", "ro", MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY)?;
+    steps.push(call(At::Plain, b"ro/f", false));
+    nix::mount::umount("ro").context("umount ro")?;
+    // A flag unlinkat does not know: EINVAL before the unlink function.
+    create(b"flagged")?;
+    steps.push(call_with(
+        At::Cwd,
+        Arg::Bytes(b"flagged"),
+        libc::AT_SYMLINK_NOFOLLOW,
+    ));
+    // Names the kernel refuses before the function sees them: EFAULT,
+    // ENOENT for an empty path, ENAMETOOLONG at PATH_MAX.
+    steps.push(call_with(At::Plain, Arg::BadPointer, 0));
+    steps.push(call(At::Plain, b"", false));
+    steps.push(call(At::Plain, &deep_path(PATH_MAX), false));
     Ok(steps)
 }
 
+/// A descriptor number no test process has open.
+const CLOSED_FD: i32 = 999;
+
+/// `mount(src, target, "tmpfs", flags)`: a tmpfs, a bind, or a remount.
+fn mount_on(src: &str, target: &str, flags: MsFlags) -> Result<()> {
+    nix::mount::mount(Some(src), target, Some("tmpfs"), flags, Some("size=1m"))
+        .with_context(|| format!("mount {src} on {target} ({flags:?})"))
+}
+
+/// A relative path of exactly `len` bytes made of 200-byte components
+/// that need not exist (the call fails with ENOENT at the first one, after
+/// the kernel has read the whole path).
+pub fn deep_path(len: usize) -> Vec<u8> {
+    let mut p = Vec::with_capacity(len);
+    while p.len() < len {
+        if !p.is_empty() && p.len() % 201 == 200 {
+            p.push(b'/');
+        } else {
+            p.push(b'p');
+        }
+    }
+    p
+}
+
+/// Directories of 200 bytes, three deep: `d…d/d…d/d…d` (602 bytes), for the
+/// paths at the tracer's buffer limit.
+fn long_dirs() -> Result<String> {
+    let seg = "d".repeat(200);
+    let mut path = String::new();
+    for _ in 0..3 {
+        if !path.is_empty() {
+            path.push('/');
+        }
+        path.push_str(&seg);
+        dir(&path, 0o755)?;
+    }
+    Ok(path)
+}
+
+/// One byte class for the escaping: the byte(s), and a name that says which.
+pub const ESCAPE_CLASSES: [(&[u8], &str); 15] = [
+    (b"\\", "backslash"),
+    (b"\"", "quote"),
+    (b"\n", "newline"),
+    (b"\t", "tab"),
+    (b"\r", "cr"),
+    (b"\x01", "control"),
+    (b"\x1b", "escape"),
+    (b"\x7f", "del"),
+    (b"\xff", "invalid"),
+    (b"\xe2\x82", "cut-utf8"),
+    ("\u{85}".as_bytes(), "c1-control"),
+    (b" ", "space"),
+    ("\u{e9}".as_bytes(), "latin"),
+    ("\u{540d}".as_bytes(), "cjk"),
+    ("\u{1f642}".as_bytes(), "emoji"),
+];
+
+/// A name with `class` at its start, in its middle and at its end.
+pub fn class_name(class: &[u8], label: &str) -> Vec<u8> {
+    [class, label.as_bytes(), class, b"x", class].concat()
+}
+
+/// A comm with escape classes in it (15 bytes, the kernel's limit).
+const ODD_COMM: &[u8] = b"\"c\\o\tm\nm\xff\x01e";
+
 /// Names: the longest legal name, bytes that are not UTF-8, a newline and a
-/// space, multi-byte UTF-8, and a path longer than the tracer's buffer.
+/// space, multi-byte UTF-8, a path longer than the tracer's buffer; then
+/// each escape class at the start, middle and end of a name; path lengths
+/// at each limit of the tracer's path read (the 8-byte word, the 64-byte
+/// peek, the 512-byte buffer, one below and above each) and of the kernel
+/// (PATH_MAX - 1); a truncation that cuts a UTF-8 character; and a call
+/// from a thread whose comm needs escaping.
 pub fn names() -> Result<Vec<Step>> {
     let mut steps = Vec::new();
     let long_name = "n".repeat(255).into_bytes();
@@ -205,20 +366,139 @@ pub fn names() -> Result<Vec<Step>> {
     }
     // Three 200-byte directories deep and a file: a 604-byte path, longer
     // than the tracer's buffer.
-    let seg = "d".repeat(200);
-    let mut path = String::new();
-    for _ in 0..3 {
-        if !path.is_empty() {
-            path.push('/');
-        }
-        path.push_str(&seg);
-        dir(&path, 0o755)?;
-    }
-    path.push_str("/f");
+    let deep = long_dirs()?;
+    let path = format!("{deep}/f");
     create(path.as_bytes())?;
     steps.push(call(At::Plain, path.as_bytes(), false));
+    for (class, label) in ESCAPE_CLASSES {
+        let name = class_name(class, label);
+        create(&name)?;
+        steps.push(call(At::Plain, &name, false));
+    }
+    // Path lengths (bytes, NUL not counted) around each limit of the
+    // tracer's read: the word (8), the peek (64), the buffer (512 with the
+    // NUL: 511 fit).
+    for len in [7, 8, 9, 63, 64, 65] {
+        let name = vec![b'w'; len];
+        create(&name)?;
+        steps.push(call(At::Plain, &name, false));
+    }
+    for len in [510, 511, 512, 513] {
+        let mut p = deep.as_bytes()[..401].to_vec(); // two directories
+        p.push(b'/');
+        p.resize(len, b'b');
+        create(&p)?;
+        steps.push(call(At::Plain, &p, false));
+    }
+    // A 2-byte character across the buffer's end (bytes 510 and 511).
+    let mut p = deep.as_bytes()[..401].to_vec();
+    p.extend_from_slice(b"/");
+    p.resize(510, b'c');
+    p.extend_from_slice("\u{e9}\u{e9}".as_bytes());
+    create(&p)?;
+    steps.push(call(At::Plain, &p, false));
+    // The longest path the kernel reads (ENOENT: its directories do not exist).
+    steps.push(call(At::Plain, &deep_path(PATH_MAX - 1), false));
+    // A thread whose comm holds escape classes.
+    create(b"odd-comm")?;
+    let step = std::thread::spawn(|| -> Result<Step> {
+        let comm = CString::new(ODD_COMM).context("the odd comm")?;
+        nix::sys::prctl::set_name(&comm).context("setting the odd comm")?;
+        Ok(call(At::Plain, b"odd-comm", false))
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("the odd-comm thread panicked"))??;
+    steps.push(step);
     Ok(steps)
 }
+
+/// Thread names of the callers scenario: short, the kernel's 15-byte
+/// limit, one over it (the kernel keeps 15), and one with a tab.
+pub const THREAD_NAMES: [&str; 4] = [
+    "worker-1",
+    "fifteen-bytes-x",
+    "sixteen-bytes-xy",
+    "tab\tname",
+];
+
+/// Who calls: the main thread; threads of this process whose names differ
+/// from the process's (short, at the comm limit, over it, needing escapes),
+/// one renaming itself between its calls; the main thread under a new
+/// name; a second process; another uid; and two threads racing to unlink
+/// the same files, so each path disappears during one of the two calls.
+pub fn callers(agent: &Path) -> Result<Vec<Step>> {
+    let mut steps = Vec::new();
+    create(b"main-1")?;
+    steps.push(call(At::Plain, b"main-1", false));
+    for (i, name) in THREAD_NAMES.iter().enumerate() {
+        let file = format!("thread-{i}");
+        create(file.as_bytes())?;
+        let name = CString::new(*name).context("a thread name")?;
+        let made = std::thread::spawn(move || -> Result<Vec<Step>> {
+            nix::sys::prctl::set_name(&name).context("naming the thread")?;
+            let mut v = vec![call(At::Plain, file.as_bytes(), false)];
+            v.push(call(At::Plain, file.as_bytes(), false));
+            Ok(v)
+        })
+        .join()
+        .map_err(|_| anyhow::anyhow!("a caller thread panicked"))??;
+        steps.extend(made);
+    }
+    // A thread that renames itself between its two calls.
+    create(b"renamed-1")?;
+    create(b"renamed-2")?;
+    let made = std::thread::spawn(|| -> Result<Vec<Step>> {
+        let mut v = vec![call(At::Plain, b"renamed-1", false)];
+        nix::sys::prctl::set_name(c"renamed").context("renaming the thread")?;
+        v.push(call(At::Plain, b"renamed-2", false));
+        Ok(v)
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("the renaming thread panicked"))??;
+    steps.extend(made);
+    // The main thread under another name, then its own again.
+    let own = nix::sys::prctl::get_name().context("the agent's comm")?;
+    create(b"main-renamed")?;
+    nix::sys::prctl::set_name(c"agent-renamed").context("renaming the agent")?;
+    steps.push(call(At::Plain, b"main-renamed", false));
+    nix::sys::prctl::set_name(&own).context("restoring the agent's comm")?;
+    // A second process, as root and as nobody.
+    create(b"child-root")?;
+    steps.push(as_user(agent, 0, "child-root")?);
+    steps.push(as_user(agent, NOBODY, "child-nobody-missing")?);
+    // Two threads racing for each of RACES files: one unlinks it, the
+    // other finds it gone (or gone mid-lookup).
+    for i in 0..RACES {
+        create(format!("race-{i}").as_bytes())?;
+    }
+    let start = Arc::new(Barrier::new(2));
+    let racers: Vec<_> = ["racer-a", "racer-b"]
+        .into_iter()
+        .map(|name| {
+            let start = Arc::clone(&start);
+            std::thread::spawn(move || -> Result<Vec<Step>> {
+                let name = CString::new(name).context("a racer's name")?;
+                nix::sys::prctl::set_name(&name).context("naming a racer")?;
+                let mut v = Vec::new();
+                for i in 0..RACES {
+                    start.wait();
+                    v.push(call(At::Plain, format!("race-{i}").as_bytes(), false));
+                }
+                Ok(v)
+            })
+        })
+        .collect();
+    for r in racers {
+        steps.extend(
+            r.join()
+                .map_err(|_| anyhow::anyhow!("a racer panicked"))??,
+        );
+    }
+    Ok(steps)
+}
+
+/// Files the two racers of [`callers`] fight over.
+pub const RACES: usize = 8;
 
 /// `threads` threads, each creating and unlinking `per_thread` files of
 /// its own in the current directory.

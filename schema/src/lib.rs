@@ -12,6 +12,11 @@ pub use vocab::{OverheadMode, Scenario, TracerMode};
 /// this many bytes or more reach user space truncated (and flagged).
 pub const FILENAME_BUF: usize = 512;
 
+/// The kernel's `PATH_MAX`: a path argument of this many bytes or more
+/// (its NUL not counted) is refused by `getname()` with ENAMETOOLONG
+/// before the unlink function sees a name.
+pub const PATH_MAX: usize = 4096;
+
 /// One unlink call (`unlink-tracer --json`, one per line); fields are
 /// documented in the README.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -128,6 +133,36 @@ pub fn escape_bytes(bytes: &[u8]) -> String {
     out
 }
 
+/// The inverse of [`escape_bytes`]: the bytes an escaped string stands
+/// for, or None if it is not an escaped form (a lone backslash, an unknown
+/// escape, a bad `\xNN`).
+pub fn unescape_bytes(escaped: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(escaped.len());
+    let mut rest = escaped.as_bytes();
+    while let Some((&b, tail)) = rest.split_first() {
+        rest = tail;
+        if b != b'\\' {
+            out.push(b);
+            continue;
+        }
+        let (&e, tail) = rest.split_first()?;
+        rest = tail;
+        match e {
+            b'\\' | b'"' => out.push(e),
+            b'n' => out.push(b'\n'),
+            b't' => out.push(b'\t'),
+            b'r' => out.push(b'\r'),
+            b'x' => {
+                let hex = rest.get(..2)?;
+                rest = &rest[2..];
+                out.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
+            }
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
 /// One workload call made by the guest agent (`workload.json`, a list).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Step {
@@ -154,6 +189,15 @@ pub struct Step {
     pub end_ns: u64,
     /// 0, or minus the errno the syscall failed with.
     pub ret: i64,
+    /// The `unlinkat` flags passed (0 for `unlink`): `AT_REMOVEDIR` takes
+    /// the rmdir path, any other flag is refused before the unlink
+    /// function runs.
+    #[serde(default)]
+    pub flags: i32,
+    /// The path argument was a pointer the kernel cannot read (the call
+    /// fails with EFAULT); `path` is then empty.
+    #[serde(default)]
+    pub bad_pointer: bool,
 }
 
 /// What the agent says about one scenario run (`result.json`).
@@ -343,6 +387,40 @@ pub struct OverheadRun {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every escape class at the start, middle and end of a name maps back
+    /// to its bytes; what no escaped form can be is refused.
+    #[test]
+    fn unescape_inverts_escape() {
+        let classes: [&[u8]; 12] = [
+            b"\\",
+            b"\"",
+            b"\n",
+            b"\t",
+            b"\r",
+            b"\x01",
+            b"\x7f",
+            b"\xff",
+            b"\xe2\x82",
+            "\u{85}".as_bytes(),
+            "\u{e9}".as_bytes(),
+            "\u{1f642}".as_bytes(),
+        ];
+        for c in classes {
+            for bytes in [
+                [c, b"mid"].concat(),
+                [b"a", c, b"b"].concat(),
+                [b"end", c].concat(),
+                c.to_vec(),
+            ] {
+                let e = escape_bytes(&bytes);
+                assert_eq!(unescape_bytes(&e), Some(bytes.clone()), "{e}");
+            }
+        }
+        for bad in ["a\\", "\\q", "\\x4", "\\xzz"] {
+            assert_eq!(unescape_bytes(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn releases() {

@@ -86,6 +86,8 @@ named! {
         Tutorial = "tutorial",
         Errors = "errors",
         Names = "names",
+        /// Who calls: threads, processes, names, uids, races.
+        Callers = "callers",
         Printk = "printk",
         Fentry = "fentry",
         Storm = "storm",
@@ -154,6 +156,6 @@ mod tests {
             e,
             "unknown TracerMode `nope`; valid: kprobe, fentry, printk, empty-kprobe, empty-kretprobe, empty-pair"
         );
-        assert_eq!(Scenario::ALL.len(), 9);
+        assert_eq!(Scenario::ALL.len(), 10);
     }
 }

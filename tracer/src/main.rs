@@ -44,8 +44,8 @@ struct Cli {
     /// Stop after this many seconds.
     #[arg(long, value_parser = parse_seconds)]
     duration: Option<Duration>,
-    /// Stop after this many calls (lines in printk mode).
-    #[arg(long)]
+    /// Stop after this many calls (lines in printk mode), at least 1.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     count: Option<u64>,
     /// Create this file once the probes are attached (for harnesses).
     #[arg(long)]

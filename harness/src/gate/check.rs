@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+use unlink_schema::escape_bytes;
+
 use crate::paths::repo_root;
 
 /// Where the reviewed snapshots live.
@@ -91,17 +93,22 @@ pub fn parse_oracle(line: &str) -> Option<OracleLine> {
     };
     if let Some((ts_us, i)) = ts_of(": entry: ") {
         let args = &rest[i..];
-        let (before, name) = args.split_once(" name=\"")?;
-        let name = name.strip_suffix('"').unwrap_or(name);
+        // A name tracefs could not fetch (the function got an error
+        // pointer) is `name=(fault)`, unquoted: it stands as no name.
+        let (before, name) = match args.split_once(" name=\"") {
+            Some((before, name)) => (before, name.strip_suffix('"').unwrap_or(name)),
+            None => (args.split_once(" name=(fault)")?.0, ""),
+        };
+        // tracefs prints both as raw bytes; the tracer escapes them.
         let comm = before
             .split_once(" comm=\"")
-            .map(|(_, c)| c.strip_suffix('"').unwrap_or(c).to_string());
+            .map(|(_, c)| escape_bytes(c.strip_suffix('"').unwrap_or(c).as_bytes()));
         return Some(OracleLine::Entry {
             tid,
             tgid,
             ts_us,
             comm,
-            name: name.to_string(),
+            name: escape_bytes(name.as_bytes()),
         });
     }
     if let Some((ts_us, i)) = ts_of(": exit: ") {

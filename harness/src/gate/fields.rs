@@ -4,7 +4,10 @@
 //! names the field first (`pid: ...`), so a corrupted field is named, never
 //! hidden behind a pairing failure.
 
-use unlink_schema::{JsonEvent, Step, FILENAME_BUF};
+use unlink_schema::{JsonEvent, Step};
+
+use super::expect;
+pub use super::expect::reaches_unlink;
 
 /// How far `time_ns` may fall outside the call's wall-clock window. The
 /// tracer maps the BPF clock (CLOCK_MONOTONIC) to CLOCK_REALTIME with one
@@ -44,20 +47,14 @@ fn expected_dfd(s: &Step) -> Option<i32> {
     }
 }
 
-/// Whether the tracer's filename is the call's path (or its start, flagged
-/// as truncated).
+/// Whether the tracer's filename is what the function saw of the call's
+/// path (see [`expect::filename`]).
 fn name_matches(e: &JsonEvent, s: &Step) -> bool {
-    e.filename == s.path || (e.filename_truncated && s.path.starts_with(&e.filename))
+    e.filename == expect::filename(s)
 }
 
 fn in_window(e: &JsonEvent, s: &Step, slack: u64) -> bool {
     e.time_ns + slack >= s.start_ns && e.time_ns <= s.end_ns + slack
-}
-
-/// Calls that reach the unlink function (`unlinkat(AT_REMOVEDIR)` goes to
-/// rmdir's path instead).
-pub fn reaches_unlink(s: &Step) -> bool {
-    !s.op.contains("AT_REMOVEDIR")
 }
 
 /// Each step with the event that traced it. Paired on more than one key,
@@ -108,23 +105,36 @@ pub fn check_event(e: &JsonEvent, s: &Step, symbol: &str, res: Resolution) -> Re
     if e.dfd != dfd {
         return fail("dfd", format!("{:?}", e.dfd), format!("{dfd:?}"));
     }
+    let unreadable = expect::unreadable(s);
+    if e.filename_unreadable != unreadable {
+        return fail(
+            "filename_unreadable",
+            e.filename_unreadable.to_string(),
+            format!(
+                "{unreadable} (a {}-byte path{})",
+                s.path_len,
+                if s.bad_pointer {
+                    " at a bad pointer"
+                } else {
+                    ""
+                }
+            ),
+        );
+    }
     if !name_matches(e, s) {
         return fail(
             "filename",
             format!("{:?}", e.filename),
-            format!("{:?}", s.path),
+            format!("{:?}", expect::filename(s)),
         );
     }
-    let long = s.path_len >= FILENAME_BUF;
+    let long = expect::truncated(s);
     if e.filename_truncated != long {
         return fail(
             "filename_truncated",
             e.filename_truncated.to_string(),
             format!("{long} (a {}-byte path)", s.path_len),
         );
-    }
-    if e.filename_unreadable {
-        return fail("filename_unreadable", "true".into(), "false".into());
     }
     if e.ret != s.ret {
         return fail("ret", e.ret.to_string(), s.ret.to_string());
@@ -205,6 +215,8 @@ pub(crate) mod tests {
             start_ns,
             end_ns: start_ns + 50_000,
             ret,
+            flags: 0,
+            bad_pointer: false,
         }
     }
 
@@ -297,6 +309,7 @@ pub(crate) mod tests {
         );
         let mut rmdir = step("d", 0, 9_000);
         rmdir.op = "unlinkat(AT_REMOVEDIR)".into();
+        rmdir.flags = 0x200;
         assert_eq!(
             check_run(&[at, rmdir], &[e], "do_unlinkat", Resolution::default()),
             Ok(1)
@@ -308,12 +321,46 @@ pub(crate) mod tests {
         let long = "d".repeat(600);
         let s = step(&long, 0, 1_000);
         let mut e = traced(&s);
-        e.filename = "d".repeat(511);
+        // The start of the path, but not all the buffer holds.
+        e.filename = "d".repeat(510);
+        e.filename_truncated = true;
         let err = check_event(&e, &s, "do_unlinkat", Resolution::default()).unwrap_err();
         assert!(err.starts_with("filename:"), "{err}");
+        e.filename = "d".repeat(511);
+        e.filename_truncated = false;
+        let err = check_event(&e, &s, "do_unlinkat", Resolution::default()).unwrap_err();
+        assert!(err.starts_with("filename_truncated:"), "{err}");
         e.filename_truncated = true;
         assert_eq!(
             check_event(&e, &s, "do_unlinkat", Resolution::default()),
+            Ok(())
+        );
+    }
+
+    /// A name the function could not read: the event must say so, with no
+    /// name, and a readable one must not.
+    #[test]
+    fn unreadable_names_are_expected_exactly() {
+        let bad = Step {
+            bad_pointer: true,
+            ..step("", -14, 1_000)
+        };
+        let mut e = traced(&bad);
+        let err = check_event(&e, &bad, "do_unlinkat", Resolution::default()).unwrap_err();
+        assert!(err.starts_with("filename_unreadable: "), "{err}");
+        e.filename_unreadable = true;
+        assert_eq!(
+            check_event(&e, &bad, "do_unlinkat", Resolution::default()),
+            Ok(())
+        );
+        let at_limit = step(&"p".repeat(4096), -36, 1_000);
+        let mut e = traced(&at_limit);
+        e.filename_unreadable = true;
+        let err = check_event(&e, &at_limit, "do_unlinkat", Resolution::default()).unwrap_err();
+        assert!(err.starts_with("filename:"), "{err}");
+        e.filename.clear();
+        assert_eq!(
+            check_event(&e, &at_limit, "do_unlinkat", Resolution::default()),
             Ok(())
         );
     }

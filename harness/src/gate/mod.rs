@@ -12,6 +12,7 @@ use unlink_schema::{RunOutcome, Scenario, Step, FILENAME_BUF};
 
 pub mod check;
 pub mod console;
+pub mod expect;
 pub mod fields;
 pub mod normalise;
 pub mod options;
@@ -35,6 +36,7 @@ pub const VERDICTS: &[&str] = &[
     "tutorial",
     "errors",
     "names",
+    "callers",
     "printk",
     "fentry",
     "storm",
@@ -58,8 +60,12 @@ pub const FIELD_CHECKED: &[Scenario] = &[
     Scenario::Tutorial,
     Scenario::Errors,
     Scenario::Names,
+    Scenario::Callers,
     Scenario::Fentry,
 ];
+
+/// The runs traced beside the kernel's own kprobe tracer (`oracle`).
+pub const ORACLE_CHECKED: &[Scenario] = &[Scenario::Tutorial, Scenario::Errors, Scenario::Callers];
 
 /// A call-by-call run as parsed once for all its verdicts: its calls, the
 /// tracer's events and summary.
@@ -213,16 +219,12 @@ pub fn gate(
             texts.insert(name, n.text.clone());
             // Truncation must be visible, never silent.
             let truncation = if name == "names" {
-                let long = run
-                    .steps
-                    .iter()
-                    .filter(|s| s.path_len >= FILENAME_BUF)
-                    .count();
+                let long = run.steps.iter().filter(|s| expect::truncated(s)).count();
                 let flagged = normalise::pair(&run.steps, &events)
                     .iter()
                     .zip(&run.steps)
                     .filter(|(e, s)| {
-                        s.path_len >= FILENAME_BUF && e.is_some_and(|e| e.filename_truncated)
+                        expect::truncated(s) && e.is_some_and(|e| e.filename_truncated)
                     })
                     .count();
                 (long == 0 || flagged < long).then(|| {
@@ -247,6 +249,15 @@ pub fn gate(
         })();
         results.push(verdict(name, r));
     }
+    let callers = (|| -> Result<String> {
+        let name = Scenario::Callers.name();
+        let (run, events, _, summary) = normalised(&out.join(name))?;
+        let exercised = callers_exercised(&run.steps).map_err(|e| anyhow::anyhow!(e))?;
+        runs.insert(name, (run.steps, events, summary));
+        symbols.insert(name, run.outcome.kernel_symbol);
+        Ok(exercised)
+    })();
+    results.push(verdict(Scenario::Callers.name(), callers));
     results.push(verdict("printk", check_printk(&out.join("printk"))));
     let (fentry, fentry_run) = check_fentry(&out.join("fentry"), &texts, fentry_expectation(img));
     results.push(fentry);
@@ -275,6 +286,75 @@ pub fn gate(
     results.push(verdict("ret-width", check_ret_width(&runs)));
     results.push(verdict("oracle", check_oracle(out, &runs)));
     (results, facts)
+}
+
+/// Whether the callers scenario made every kind of call it exists for
+/// (pure): a second process, another uid, threads named unlike the
+/// process (one at the comm's 15-byte limit), one comm that changed between
+/// two calls of a thread, and races where exactly one of two threads
+/// unlinked each file. The tracer is judged on them by `fields`, `oracle`
+/// and `pairing`; this says the inputs were there to judge.
+pub fn callers_exercised(steps: &[Step]) -> Result<String, String> {
+    use std::collections::{BTreeMap, BTreeSet};
+    let main_pid = steps
+        .first()
+        .map(|s| s.pid)
+        .ok_or("the workload made no call")?;
+    let pids: BTreeSet<u32> = steps.iter().map(|s| s.pid).collect();
+    let threads: BTreeSet<u32> = steps
+        .iter()
+        .filter(|s| s.pid == main_pid && s.tid != main_pid)
+        .map(|s| s.tid)
+        .collect();
+    let comms: BTreeSet<&str> = steps.iter().map(|s| s.comm.as_str()).collect();
+    let full_comm = steps
+        .iter()
+        .any(|s| unlink_schema::unescape_bytes(&s.comm).is_some_and(|c| c.len() == 15));
+    let renamed = steps
+        .windows(2)
+        .any(|w| w[0].tid == w[1].tid && w[0].comm != w[1].comm);
+    let mut races: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+    for s in steps.iter().filter(|s| s.path.starts_with("race-")) {
+        races.entry(&s.path).or_default().push(s.ret);
+    }
+    let lost_races = races
+        .iter()
+        .filter(|(_, r)| {
+            let mut r = r.to_vec();
+            r.sort();
+            r != [-2, 0]
+        })
+        .count();
+    let missing: Vec<&str> = [
+        (pids.len() < 2, "a second process"),
+        (!steps.iter().any(|s| s.uid != 0), "another uid"),
+        (threads.len() < 3, "three threads besides the main one"),
+        (comms.len() < 4, "four comms"),
+        (!full_comm, "a 15-byte comm"),
+        (!renamed, "a thread renamed between two calls"),
+        (
+            races.is_empty() || lost_races > 0,
+            "races with one winner each",
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(missing, what)| missing.then_some(what))
+    .collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "the workload lacks {} ({} races without exactly one winner)",
+            missing.join(", "),
+            lost_races
+        ));
+    }
+    Ok(format!(
+        "{} calls from {} processes, {} threads, {} comms, {} races",
+        steps.len(),
+        pids.len(),
+        threads.len() + 1,
+        comms.len(),
+        races.len()
+    ))
 }
 
 /// The tutorial's printk lines for the workload's calls, with the right ret.
@@ -728,7 +808,7 @@ pub const ORACLE_LATENCY_SLACK_NS: u64 = 2_000;
 fn check_oracle(out: &Path, runs: &BTreeMap<&str, Parsed>) -> Result<String> {
     let mut compared = Vec::new();
     let mut worst = 0u64;
-    for name in ["tutorial", "errors"] {
+    for name in ORACLE_CHECKED.iter().map(|s| s.name()) {
         let (steps, events, _) = runs.get(name).with_context(|| format!("no {name} run"))?;
         let text = std::fs::read_to_string(out.join(name).join("oracle.txt"))
             .with_context(|| format!("{name}: no oracle.txt"))?;

@@ -72,18 +72,20 @@ fn errno_text(ret: i64) -> String {
 
 /// The event's side of a line: how the traced function saw the call.
 fn traced(e: &TraceEvent, step: &Step) -> String {
-    let dfd = match (e.dfd, step.dirfd) {
-        (Some(-100), _) => "AT_FDCWD".to_string(),
-        (Some(fd), Some(d)) if fd == d => "DIRFD".to_string(),
-        (Some(fd), _) => format!("fd {fd}"),
-        (None, _) => "-".to_string(),
+    let dfd = match (e.dfd, step.dirfd, &step.dfd) {
+        (Some(-100), _, _) => "AT_FDCWD".to_string(),
+        (Some(fd), Some(d), Some(label)) if fd == d => label.clone(),
+        (Some(fd), _, _) => format!("fd {fd}"),
+        (None, _, _) => "-".to_string(),
     };
     let name = if e.filename_unreadable {
         "<unreadable>".to_string()
     } else if e.filename_truncated {
-        let chars = e.filename.chars().count();
+        // What the buffer held, in bytes (a cut character shows as `\xNN`).
+        let held = unlink_schema::unescape_bytes(&e.filename)
+            .map_or_else(|| e.filename.chars().count(), |b| b.len());
         let head: String = e.filename.chars().take(12).collect();
-        format!("\"{head}…\" [truncated at {chars} chars]")
+        format!("\"{head}…\" [truncated at {held} bytes]")
     } else {
         shown(&e.filename)
     };
@@ -94,11 +96,10 @@ fn traced(e: &TraceEvent, step: &Step) -> String {
     format!("unlink_fn({dfd}, {name}) = {ret}")
 }
 
-/// Whether an event is the traced view of a step (same thread, same name,
-/// or the name's start when the tracer had to truncate it).
+/// Whether an event is the traced view of a step: same thread, and the
+/// name the function saw of its path (see [`super::expect::filename`]).
 pub fn event_matches(e: &TraceEvent, step: &Step) -> bool {
-    e.tid == step.tid
-        && (e.filename == step.path || (e.filename_truncated && step.path.starts_with(&e.filename)))
+    e.tid == step.tid && e.filename == super::expect::filename(step)
 }
 
 /// Each step paired with the event it produced (None: not traced).
@@ -107,6 +108,9 @@ pub fn pair<'a>(steps: &[Step], events: &'a [TraceEvent]) -> Vec<Option<&'a Trac
     steps
         .iter()
         .map(|s| {
+            if !super::expect::reaches_unlink(s) {
+                return None;
+            }
             let i = (0..events.len()).find(|&i| !used[i] && event_matches(&events[i], s))?;
             used[i] = true;
             Some(&events[i])
@@ -134,10 +138,14 @@ pub fn normalise(steps: &[Step], events: &[TraceEvent], summary: &TracerSummary)
         let traced = e
             .map(|e| traced(e, s))
             .unwrap_or_else(|| "not traced".into());
+        let path = if s.bad_pointer {
+            "<bad pointer>".to_string()
+        } else {
+            shown(&s.path)
+        };
         lines.push(format!(
-            "{pid}{uid} {}({dfd}{}) = {} | {traced}",
+            "{pid}{uid} {}({dfd}{path}) = {} | {traced}",
             s.op,
-            shown(&s.path),
             errno_text(s.ret)
         ));
     }
@@ -205,9 +213,9 @@ mod tests {
             step(700, 700, "missing", -2),
             step(700, 700, "d", 0),
         ];
-        let mut long = ev(700, "g", &"d".repeat(60), 0);
+        let mut long = ev(700, "g", &"d".repeat(511), 0);
         long.filename_truncated = true;
-        let steps_long = [step(700, 700, &"d".repeat(80), 0)];
+        let steps_long = [step(700, 700, &"d".repeat(600), 0)];
         let events = [
             ev(12, "systemd", "x", 0),
             ev(700, "g", "a", 0),
@@ -226,7 +234,7 @@ mod tests {
         assert_eq!((n.events, n.background), (3, 1));
         let t = normalise(&steps_long, &[long], &TracerSummary::default());
         assert!(
-            t.text.starts_with("[PID1] unlink(\"dddddddddddd…dddddddddddd\" [80 chars]) = 0 | unlink_fn(AT_FDCWD, \"dddddddddddd…\" [truncated at 60 chars]) = 0\n"),
+            t.text.starts_with("[PID1] unlink(\"dddddddddddd…dddddddddddd\" [600 chars]) = 0 | unlink_fn(AT_FDCWD, \"dddddddddddd…\" [truncated at 511 bytes]) = 0\n"),
             "{}",
             t.text
         );

@@ -121,14 +121,32 @@ pub fn check_comm(i: &OptionsInput, o: &ProbeOutput) -> Result<String, String> {
     let t = i.tracer(OptionProbe::Comm)?;
     exited_cleanly(t, false)?;
     i.concurrent()?;
-    filtered(
-        "--comm",
-        i,
-        o,
-        &i.theirs(),
-        |e| e.comm == i.run.other_comm,
-        t,
-    )
+    // Every thread whose comm is the chosen one, in whichever process;
+    // none whose comm only starts like it, or that it only starts with.
+    let chosen: Vec<Step> = i
+        .steps
+        .iter()
+        .filter(|s| s.comm == i.run.other_comm)
+        .cloned()
+        .collect();
+    let near: Vec<&Step> = i
+        .steps
+        .iter()
+        .filter(|s| {
+            s.comm != i.run.other_comm
+                && (s.comm.starts_with(&i.run.other_comm) || i.run.other_comm.starts_with(&s.comm))
+        })
+        .collect();
+    let pids: std::collections::BTreeSet<u32> = chosen.iter().map(|s| s.pid).collect();
+    if pids.len() < 2 || near.len() < 2 {
+        return Err(format!(
+            "--comm: the workload had {} processes named `{}` and {} calls by names that almost match: nothing to tell apart",
+            pids.len(),
+            i.run.other_comm,
+            near.len()
+        ));
+    }
+    filtered("--comm", i, o, &chosen, |e| e.comm == i.run.other_comm, t)
 }
 
 fn filtered(
@@ -253,9 +271,10 @@ pub fn check_text(i: &OptionsInput, text_out: &str, json: &ProbeOutput) -> Resul
     for e in &mut lines {
         e.time_ns = text::on_day_of(e.time_ns, near);
     }
+    let pids: std::collections::BTreeSet<u32> = i.steps.iter().map(|s| s.pid).collect();
     let ours: Vec<JsonEvent> = lines
         .into_iter()
-        .filter(|e| e.pid == i.run.pid || e.pid == i.run.other_pid)
+        .filter(|e| pids.contains(&e.pid))
         .collect();
     let n = fields::check_run(i.steps, &ours, i.symbol, text::TEXT_RESOLUTION)
         .map_err(|e| format!("text: {e}"))?;
@@ -306,6 +325,30 @@ mod tests {
             o.comm = "unlink-other".into();
             steps.push(o);
         }
+        // The agent's second thread, after its main one.
+        for i in 0..2 {
+            let mut h = step(&format!("h{i}"), 0, 1_000_700_000 + i * 100_000);
+            h.pid = AGENT;
+            h.tid = AGENT + 1;
+            h.comm = "agent-helper".into();
+            steps.push(h);
+        }
+        // A second process of the chosen name, and two that almost match.
+        for (pid, comm) in [
+            (81, "unlink-other"),
+            (82, "unlink-othe"),
+            (83, "unlink-other2"),
+        ] {
+            let mut o = step(
+                &format!("x{pid}"),
+                0,
+                1_000_060_000 + u64::from(pid) * 1_000,
+            );
+            o.pid = pid;
+            o.tid = pid;
+            o.comm = comm.into();
+            steps.push(o);
+        }
         let tracer = |probe, by_itself, secs: f64| OptionTracer {
             probe,
             args: vec![],
@@ -350,6 +393,14 @@ mod tests {
         steps.iter().filter(|s| s.pid == pid).map(traced).collect()
     }
 
+    fn named(steps: &[Step], comm: &str) -> Vec<JsonEvent> {
+        steps
+            .iter()
+            .filter(|s| s.comm == comm)
+            .map(traced)
+            .collect()
+    }
+
     fn text_of(events: &[JsonEvent]) -> String {
         events
             .iter()
@@ -385,9 +436,9 @@ mod tests {
             steps: &steps,
             symbol: "do_unlinkat",
         };
-        let pid = output(of(&steps, AGENT), "signal", 6);
+        let pid = output(of(&steps, AGENT), "signal", 8);
         assert!(check_pid(&i, &pid).is_ok(), "{:?}", check_pid(&i, &pid));
-        let comm = output(of(&steps, OTHER), "signal", 4);
+        let comm = output(named(&steps, "unlink-other"), "signal", 5);
         assert!(check_comm(&i, &comm).is_ok(), "{:?}", check_comm(&i, &comm));
         let count = output(of(&steps, AGENT).into_iter().take(3).collect(), "count", 3);
         assert!(
@@ -395,7 +446,7 @@ mod tests {
             "{:?}",
             check_count(&i, &count)
         );
-        let dur = output(of(&steps, AGENT), "duration", 6);
+        let dur = output(of(&steps, AGENT), "duration", 8);
         assert!(
             check_duration(&i, &dur).is_ok(),
             "{:?}",
@@ -426,16 +477,33 @@ mod tests {
             "{e}"
         );
         // --pid applied in user space only: the kernel counted everyone.
-        let e = check_pid(&i, &output(mine.clone(), "signal", 10)).unwrap_err();
+        let e = check_pid(&i, &output(mine.clone(), "signal", 13)).unwrap_err();
         assert!(e.contains("--pid: the kernel-side counters"), "{e}");
         // --pid losing a call.
-        let e = check_pid(&i, &output(mine[1..].to_vec(), "signal", 6)).unwrap_err();
+        let e = check_pid(&i, &output(mine[1..].to_vec(), "signal", 8)).unwrap_err();
         assert!(e.starts_with("--pid: no event for `a0`"), "{e}");
+        // --pid compared with the thread id: only the main thread's calls.
+        let main_only: Vec<JsonEvent> = mine.iter().filter(|e| e.tid == AGENT).cloned().collect();
+        let e = check_pid(&i, &output(main_only, "signal", 6)).unwrap_err();
+        assert!(e.starts_with("--pid: no event for `h0`"), "{e}");
         // --comm ignored, or matching the agent.
         let e = check_comm(&i, &output(all.clone(), "signal", 10)).unwrap_err();
         assert!(e.starts_with("--comm: reported a call"), "{e}");
         let e = check_comm(&i, &output(theirs[..3].to_vec(), "signal", 4)).unwrap_err();
         assert!(e.starts_with("--comm: no event for `o3`"), "{e}");
+        // --comm as a prefix match, or a match up to the shorter name.
+        for near in ["unlink-othe", "unlink-other2"] {
+            let mut got = named(&steps, "unlink-other");
+            got.extend(named(&steps, near));
+            let e = check_comm(&i, &output(got, "signal", 6)).unwrap_err();
+            assert!(
+                e.starts_with("--comm: reported a call it should have left out: `x8"),
+                "{near}: {e}"
+            );
+        }
+        // --comm taking one process of that name only.
+        let e = check_comm(&i, &output(theirs.clone(), "signal", 4)).unwrap_err();
+        assert!(e.starts_with("--comm: no event for `x81`"), "{e}");
         // --count off by one, or not stopping.
         let e = check_count(&i, &output(mine[..4].to_vec(), "count", 4)).unwrap_err();
         assert!(e.starts_with("--count 3: 4 events"), "{e}");

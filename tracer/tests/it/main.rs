@@ -48,6 +48,8 @@ fn bad_arguments_exit_2() {
         &["--duration", "abc"],
         &["--comm", "a-name-of-16-byte"],
         &["--comm", ""],
+        &["--count", "0"],
+        &["--count", "-1"],
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_unlink-tracer"))
             .args(args)
