@@ -7,7 +7,7 @@
 //! `unlink-guest` agent, in the guest) → [`gate`] (normalise, check; or,
 //! for `harness overhead`, [`overhead`]: measure) → [`report`].
 //! [`engine`] drives the stages and emits events; only the binary's CLI
-//! prints.
+//! prints. [`mutants`] plants bugs in the tracer for the gate to catch.
 
 pub mod cache;
 pub mod engine;
@@ -16,6 +16,7 @@ pub mod host;
 pub mod images;
 pub mod kernels;
 pub mod model;
+pub mod mutants;
 pub mod overhead;
 pub mod paths;
 pub mod process;

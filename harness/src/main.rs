@@ -30,6 +30,8 @@ enum Cmd {
     Matrix(cli::matrix::MatrixArgs),
     /// Measure what each probe mode costs an unlink, per cell (criterion in the guests).
     Overhead(cli::overhead::OverheadArgs),
+    /// Plant one bug at a time in the tracer (cargo-mutants, mutants/bpf.toml) and run one cell's gate on each.
+    Mutants(cli::mutants::MutantsArgs),
     /// Resolve kernels to exact packages and record them in vm-images/kernels.lock.
     Lock(cli::lock::LockArgs),
     /// Install what the harness needs on this host (root), or print the commands.
@@ -69,6 +71,7 @@ fn main() -> ExitCode {
     let result = match cli.cmd {
         Cmd::Matrix(args) => cli::matrix::run(args),
         Cmd::Overhead(args) => cli::overhead::run(args),
+        Cmd::Mutants(args) => cli::mutants::run(args),
         Cmd::Lock(args) => cli::lock::run(args),
         Cmd::Setup => cli::setup::run().map(|()| ExitCode::SUCCESS),
         Cmd::Doctor => cli::doctor::run(),

@@ -58,6 +58,10 @@ pub struct MatrixArgs {
     /// The modules directory of --kernel-image (`.../lib/modules/<release>`).
     #[arg(long, value_name = "DIR", requires = "kernel_image")]
     pub kernel_modules: Option<PathBuf>,
+    /// Gate this unlink-tracer binary instead of building the checkout's
+    /// (built for the one --arch given); the agent is still the checkout's.
+    #[arg(long, value_name = "PATH")]
+    pub tracer: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]

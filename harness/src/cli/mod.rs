@@ -7,6 +7,7 @@ pub mod clean;
 pub mod doctor;
 pub mod lock;
 pub mod matrix;
+pub mod mutants;
 pub mod overhead;
 pub mod render;
 pub mod run;

@@ -37,6 +37,36 @@ pub fn run_engine(
     report_dir: &Path,
     job: Job,
 ) -> Result<std::result::Result<Ran, ExitCode>> {
+    let p = match prepare(args, report_dir, job)? {
+        Ok(p) => p,
+        Err(code) => return Ok(Err(code)),
+    };
+    let results = run_plan(&p.plan, &p.images, &p.prefetch, true);
+    p.prefetch.finish();
+    Ok(Ok(Ran {
+        results,
+        accel_reason: p.accel_reason,
+        wall: p.started.elapsed().as_secs_f64(),
+    }))
+}
+
+/// A run made ready: its plan, the guests' binaries, the kernels and roots
+/// on their way, how acceleration was chosen.
+pub struct Prepared {
+    pub plan: Plan,
+    pub images: Vec<GuestImage>,
+    pub prefetch: Prefetch,
+    pub accel_reason: String,
+    pub started: Instant,
+}
+
+/// Everything of [`run_engine`] up to running the cells: select,
+/// provision, lock, build the guests, choose KVM or TCG, plan.
+pub fn prepare(
+    args: &MatrixArgs,
+    report_dir: &Path,
+    job: Job,
+) -> Result<std::result::Result<Prepared, ExitCode>> {
     let manifest = Manifest::load(&Manifest::default_path())?;
     let (kernels, mut arches) = match select(&manifest, &args.select) {
         Ok(x) => x,
@@ -61,6 +91,21 @@ pub fn run_engine(
     if let Err(msg) = hold_report_dir(report_dir)? {
         return Ok(Err(usage_error(msg)));
     }
+    let tracer_override = match &args.tracer {
+        Some(t) if !t.is_file() => {
+            return Ok(Err(usage_error(format!(
+                "--tracer {}: no such file",
+                t.display()
+            ))))
+        }
+        Some(t) if arches.len() != 1 => {
+            return Ok(Err(usage_error(format!(
+                "--tracer {} is built for one arch: give one --arch",
+                t.display()
+            ))))
+        }
+        t => t.clone(),
+    };
     super::signals::install()?;
     let started = Instant::now();
     let cache = harness::paths::cache_root();
@@ -159,6 +204,9 @@ pub fn run_engine(
         for &arch in &arches {
             note(&format!("building the tracer and guest agent for {arch}"));
             let mut binaries = image::build(arch)?;
+            if let Some(t) = &tracer_override {
+                binaries.tracer = t.clone();
+            }
             if matches!(job, Job::Overhead(_)) {
                 note(&format!("building the unlink-path bench for {arch}"));
                 binaries.bench = Some(image::build_bench(arch)?);
@@ -250,21 +298,38 @@ pub fn run_engine(
         plan.cells.len(),
         plan.jobs
     ));
+    Ok(Ok(Prepared {
+        plan,
+        images,
+        prefetch,
+        accel_reason: choice.reason,
+        started,
+    }))
+}
+
+/// Runs a plan's cells; each cell's events are rendered (`show`) or
+/// dropped.
+pub fn run_plan(
+    plan: &Plan,
+    images: &[GuestImage],
+    prefetch: &Prefetch,
+    show: bool,
+) -> Vec<CellResult> {
     let (tx, rx) = mpsc::channel();
     let ui = std::thread::spawn({
         let cells: Vec<CellId> = plan.cells.iter().map(|c| c.id.clone()).collect();
-        move || render(&cells, rx)
+        move || {
+            if show {
+                render(&cells, rx)
+            } else {
+                rx.iter().for_each(drop)
+            }
+        }
     });
-    let results = engine::run(&plan, &images, &prefetch, &tx);
+    let results = engine::run(plan, images, prefetch, &tx);
     drop(tx);
     let _ = ui.join();
-    prefetch.finish();
-    let wall = started.elapsed().as_secs_f64();
-    Ok(Ok(Ran {
-        results,
-        accel_reason: choice.reason,
-        wall,
-    }))
+    results
 }
 
 /// The lock file of a report directory: held (flock) for the whole run.

