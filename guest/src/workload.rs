@@ -494,7 +494,38 @@ pub fn callers(agent: &Path) -> Result<Vec<Step>> {
                 .map_err(|_| anyhow::anyhow!("a racer panicked"))??,
         );
     }
+    steps.extend(across_clock_steps()?);
     Ok(steps)
+}
+
+/// How far the wall clock is stepped, seconds.
+pub const CLOCK_STEP_S: i64 = 3_600;
+/// Long enough for the tracer to drain and read the clock again (it does
+/// both at least every 100 ms).
+const SETTLE: std::time::Duration = std::time::Duration::from_millis(300);
+
+/// Calls after the wall clock is stepped an hour forward, then back: the
+/// tracer's time_ns must follow each step.
+fn across_clock_steps() -> Result<Vec<Step>> {
+    let mut steps = Vec::new();
+    for (by, name) in [
+        (CLOCK_STEP_S, "after-step-forward"),
+        (-CLOCK_STEP_S, "after-step-back"),
+    ] {
+        std::thread::sleep(SETTLE);
+        step_clock(by)?;
+        std::thread::sleep(SETTLE);
+        create(name.as_bytes())?;
+        steps.push(call(At::Plain, name.as_bytes(), false));
+    }
+    Ok(steps)
+}
+
+fn step_clock(by_s: i64) -> Result<()> {
+    use nix::time::{clock_gettime, clock_settime, ClockId};
+    let now = clock_gettime(ClockId::CLOCK_REALTIME).context("reading the wall clock")?;
+    let then = nix::sys::time::TimeSpec::new(now.tv_sec() + by_s, now.tv_nsec());
+    clock_settime(ClockId::CLOCK_REALTIME, then).context("stepping the wall clock")
 }
 
 /// Files the two racers of [`callers`] fight over.

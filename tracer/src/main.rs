@@ -201,6 +201,10 @@ fn run(cli: &Cli) -> Result<()> {
         if p.full() {
             break StopReason::Count;
         }
+        // The wall clock may be stepped (settimeofday, NTP): the offset is
+        // read again before each drain, so a step shows in the calls
+        // drained after it (within one poll, 100 ms).
+        p.clock = ClockOffset::now();
         session.poll(Duration::from_millis(100), &mut |o| p.sink(o))?;
         if let Some(err) = p.err.take() {
             if err.kind() == std::io::ErrorKind::BrokenPipe {

@@ -351,6 +351,22 @@ fn not_run(m: Mutant, tree: &Scratch) -> Judged {
     }
 }
 
+/// The compiler's own complaint in a failed build's stderr (rustc's, or
+/// clang's through the build script), not cargo's wrapper lines.
+fn build_error(stderr: &str) -> String {
+    let wrapper = |l: &str| {
+        l.starts_with("error: failed to run custom build command")
+            || l.starts_with("error: could not compile")
+    };
+    stderr
+        .lines()
+        .map(str::trim)
+        .find(|l| l.contains("error") && !wrapper(l))
+        .or_else(|| stderr.lines().find(|l| l.starts_with("error")))
+        .unwrap_or("the build failed")
+        .to_string()
+}
+
 /// A file-name-safe form of a mutant's id.
 fn slug(id: &str) -> String {
     let s: String = id
@@ -454,11 +470,7 @@ impl Scratch {
             .map_err(|e| format!("running cargo: {e}"))?;
         if !out.status.success() {
             let err = String::from_utf8_lossy(&out.stderr);
-            let first_error = err
-                .lines()
-                .find(|l| l.starts_with("error"))
-                .unwrap_or("the build failed");
-            return Err(first_error.to_string());
+            return Err(build_error(&err));
         }
         Ok(self
             .target
@@ -485,6 +497,18 @@ mod tests {
             "tracer-src-pair-rs-replace-with-in-Pairer-find-2"
         );
         assert_eq!(slug("filter-pid-is-tid"), "filter-pid-is-tid");
+    }
+
+    #[test]
+    fn build_errors_are_the_compilers() {
+        let clang = "   Compiling unlink-tracer\nerror: failed to run custom build command for `unlink-tracer`\n  Error: building unlink.bpf.c\n  4: unlink.bpf.c:150:7: error: unused variable 'one'\n";
+        assert_eq!(
+            build_error(clang),
+            "4: unlink.bpf.c:150:7: error: unused variable 'one'"
+        );
+        let rustc = "error[E0308]: mismatched types\n --> a.rs:1:1\nerror: could not compile `unlink-tracer`\n";
+        assert_eq!(build_error(rustc), "error[E0308]: mismatched types");
+        assert_eq!(build_error("nothing"), "the build failed");
     }
 
     #[test]

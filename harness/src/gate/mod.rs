@@ -313,6 +313,15 @@ pub fn callers_exercised(steps: &[Step]) -> Result<String, String> {
     let renamed = steps
         .windows(2)
         .any(|w| w[0].tid == w[1].tid && w[0].comm != w[1].comm);
+    // Consecutive calls more than half an hour apart on the wall clock
+    // (the agent stepped it), both ways.
+    const STEPPED_NS: u64 = 1_800_000_000_000;
+    let forward = steps
+        .windows(2)
+        .any(|w| w[1].start_ns > w[0].end_ns + STEPPED_NS);
+    let back = steps
+        .windows(2)
+        .any(|w| w[0].end_ns > w[1].start_ns + STEPPED_NS);
     let mut races: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
     for s in steps.iter().filter(|s| s.path.starts_with("race-")) {
         races.entry(&s.path).or_default().push(s.ret);
@@ -335,6 +344,10 @@ pub fn callers_exercised(steps: &[Step]) -> Result<String, String> {
         (
             races.is_empty() || lost_races > 0,
             "races with one winner each",
+        ),
+        (
+            !(forward && back),
+            "calls after the wall clock was stepped forward and back",
         ),
     ]
     .into_iter()
@@ -524,6 +537,7 @@ fn check_load(
         );
         losses_as_expected(losses, load.consumer_paused, c.dropped, load.calls)
             .map_err(|e| anyhow::anyhow!(e))?;
+        never_returned_adds_up(c).map_err(|e| anyhow::anyhow!(e))?;
         let counted = c.entries.saturating_sub(c.returns);
         let (missed, how) = match c.kernel_missed {
             // The kernel's count covers every process; ours only the workload.
@@ -574,6 +588,21 @@ fn check_load(
             Some(missed),
         ),
     }
+}
+
+/// Every entry whose return never came is counted (pure): as `inflight`
+/// (its record arrived, or it was lost and remembered), or as
+/// `lost_untracked` (lost and not remembered); together they are exactly
+/// the entries the kernel saw minus the returns it delivered.
+pub fn never_returned_adds_up(c: &unlink_schema::Counters) -> Result<(), String> {
+    let never = c.entries.saturating_sub(c.returns);
+    if c.inflight + c.lost_untracked != never {
+        return Err(format!(
+            "entries never returned {} + lost untracked {} != entries {} - returns {}: calls without a return were lost without being counted",
+            c.inflight, c.lost_untracked, c.entries, c.returns
+        ));
+    }
+    Ok(())
 }
 
 /// What a load scenario's ring must do with its records.
@@ -950,6 +979,68 @@ mod tests {
         assert!(err.starts_with("pid:"), "{err}");
     }
 
+    /// The callers workload's classes: a full one passes, and each class
+    /// taken away is named.
+    #[test]
+    fn callers_classes_are_each_required() {
+        use fields::tests::step;
+        let s = |path: &str, ret, at: u64, pid, tid, comm: &str, uid| Step {
+            pid,
+            tid,
+            comm: comm.into(),
+            uid,
+            ..step(path, ret, at)
+        };
+        const H: u64 = 3_600_000_000_000;
+        let full = || {
+            vec![
+                s("main-1", 0, 1_000, 10, 10, "unlink-guest", 0),
+                s("thread-0", 0, 2_000, 10, 11, "worker-1", 0),
+                s("thread-1", 0, 3_000, 10, 12, "fifteen-bytes-x", 0),
+                s("renamed-1", 0, 4_000, 10, 13, "unlink-guest", 0),
+                s("renamed-2", 0, 5_000, 10, 13, "renamed", 0),
+                s("child", -2, 6_000, 20, 20, "unlink-guest", 65534),
+                s("race-0", 0, 7_000, 10, 14, "racer-a", 0),
+                s("race-0", -2, 7_000, 10, 15, "racer-b", 0),
+                s(
+                    "after-step-forward",
+                    0,
+                    H + 8_000,
+                    10,
+                    10,
+                    "unlink-guest",
+                    0,
+                ),
+                s("after-step-back", 0, 9_000, 10, 10, "unlink-guest", 0),
+            ]
+        };
+        assert!(
+            callers_exercised(&full()).is_ok(),
+            "{:?}",
+            callers_exercised(&full())
+        );
+        type Cut = fn(&mut Vec<Step>);
+        let cases: [(&str, Cut); 7] = [
+            ("a second process", |v| v.retain(|s| s.pid == 10)),
+            ("another uid", |v| v.iter_mut().for_each(|s| s.uid = 0)),
+            ("a 15-byte comm", |v| v[2].comm = "fourteen-bytes".into()),
+            ("a thread renamed", |v| v[4].comm = "unlink-guest".into()),
+            ("races with one winner", |v| v[7].ret = 0),
+            ("calls after the wall clock was stepped", |v| {
+                v[8].start_ns = 8_000
+            }),
+            ("three threads", |v| {
+                v.iter_mut().for_each(|s| s.tid = s.pid)
+            }),
+        ];
+        for (want, cut) in cases {
+            let mut v = full();
+            cut(&mut v);
+            let e = callers_exercised(&v).unwrap_err();
+            assert!(e.contains(want), "{want}: {e}");
+        }
+    }
+
     /// `--mode fentry` proven against the kernel's config: a refusal is an
     /// expected limitation only where the config rules trampolines out, and
     /// traced calls there fail.
@@ -1005,6 +1096,25 @@ mod tests {
         }
         let v = fentry_verdict(r(Status::Pass, "x"), FentryExpectation::Unavailable);
         assert!(v.detail.starts_with("--mode fentry:"), "{}", v.detail);
+    }
+
+    /// Entries without a return add up, on a kernel that delivers every
+    /// return and on one that misses some (bullseye's figures).
+    #[test]
+    fn entries_never_returned_add_up() {
+        let c = |entries, returns, inflight, lost_untracked| unlink_schema::Counters {
+            entries,
+            returns,
+            inflight,
+            lost_untracked,
+            ..Default::default()
+        };
+        assert_eq!(never_returned_adds_up(&c(2000, 2000, 0, 0)), Ok(()));
+        assert_eq!(never_returned_adds_up(&c(2000, 1608, 0, 392)), Ok(()));
+        assert_eq!(never_returned_adds_up(&c(5000, 3732, 1268, 0)), Ok(()));
+        // A lost entry whose return was missed, not counted.
+        let e = never_returned_adds_up(&c(2000, 1608, 300, 0)).unwrap_err();
+        assert!(e.starts_with("entries never returned 300"), "{e}");
     }
 
     /// The storm must lose records (and the agent must have stopped its
