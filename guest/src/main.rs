@@ -20,6 +20,7 @@
     reason = "the guest agent's output is its protocol: console markers, and JSON from its subprocesses"
 )]
 
+mod held;
 mod options;
 mod oracle;
 mod overhead;
@@ -87,6 +88,11 @@ struct RunArgs {
     /// about 18 times what the storm's 64 KiB ring holds.
     #[arg(long, default_value_t = 500)]
     storm_calls: u32,
+    /// Storm calls held inside the function while the ring fills: more
+    /// than the 17 return records the last ~544 free bytes of a ring full
+    /// of 568-byte entries can take, so some return records are lost.
+    #[arg(long, default_value_t = 24)]
+    storm_held: u32,
     /// Calls per burst thread (4 threads): 5,000 calls, about 3 MB of
     /// records, fit the default 4 MiB ring even if the consumer stalls.
     #[arg(long, default_value_t = 1_250)]
@@ -201,6 +207,11 @@ fn parse_scenario(s: &str) -> Result<&'static Spec, String> {
     let scenario = Scenario::parse(s)?;
     spec(scenario).ok_or_else(|| format!("the agent cannot run scenario `{scenario}`"))
 }
+
+/// Calls per thread (two threads) that fill the storm's ring while its
+/// held calls wait: 200 entries of 568 bytes, more than the 64 KiB ring
+/// holds (115).
+const STORM_FILL_CALLS: u32 = 100;
 
 /// The storm's ring buffer, in KiB: about a hundred calls (a call is an
 /// entry and a return record, ~600 bytes).
@@ -394,12 +405,26 @@ fn run(args: &RunArgs, sc: &Spec, out_dir: &Path, outcome: &mut RunOutcome) -> R
             "the options scenario runs through options::run"
         )),
         Work::Storm => {
-            // The consumer stalls for the whole storm: the ring must
-            // overflow on every kernel and arch, however fast the consumer.
+            // Every way a call can be lost, in one run, with the consumer
+            // stopped (SIGSTOP) throughout so the ring overflows on every
+            // kernel and arch, however fast the consumer: calls held inside
+            // the function (their entries in the ring, every return
+            // instance of the kretprobe taken) while two threads fill the
+            // ring (their returns missed by the kernel); the held calls'
+            // returns then meet the full ring (return records lost); then
+            // the storm proper, whose entries are lost and whose returns
+            // come (returns of lost entries).
+            let held = held::HeldCalls::start(args.storm_held)?;
             let pid = Pid::from_raw(tracer.id() as i32);
             kill(pid, Signal::SIGSTOP).context("stopping the tracer")?;
+            let fill = workload::storm(2, STORM_FILL_CALLS);
+            let held_failures = held.finish();
             let mut load = workload::storm(args.storm_threads, args.storm_calls);
             kill(pid, Signal::SIGCONT).context("resuming the tracer")?;
+            load.failures += held_failures? + fill.failures;
+            load.calls += u64::from(args.storm_held) + fill.calls;
+            load.held = args.storm_held;
+            load.fill_calls = fill.calls;
             load.consumer_paused = true;
             outcome.load = Some(load);
             Ok(Vec::new())

@@ -273,16 +273,33 @@ pub fn run(
     }
     outcome.attach_s = start.elapsed().as_secs_f64();
 
-    // Every process unlinks at the same time; the agent's helper thread
-    // after its main thread.
+    // The agent unlinks while the other processes unlink one after
+    // another beside it (the agent's helper thread after its main thread):
+    // two calls at most inside the function at once, as many as a
+    // kretprobe has return instances before 6.2 without CONFIG_PREEMPTION.
     let work_start = Instant::now();
-    for o in &mut others {
-        o.stdin
-            .take()
-            .context("another process's stdin")?
-            .write_all(b"g")
-            .context("starting another process")?;
-    }
+    let starter = std::thread::spawn(move || -> Result<Vec<Step>> {
+        let mut theirs = Vec::new();
+        for mut o in others {
+            o.stdin
+                .take()
+                .context("another process's stdin")?
+                .write_all(b"g")
+                .context("starting another process")?;
+            let out = o
+                .wait_with_output()
+                .context("waiting for another process")?;
+            anyhow::ensure!(
+                out.status.success(),
+                "another process failed ({})",
+                out.status
+            );
+            let steps: Vec<Step> =
+                serde_json::from_slice(&out.stdout).context("another process's calls")?;
+            theirs.extend(steps);
+        }
+        Ok(theirs)
+    });
     let mine = calls("a").and_then(|mut v| {
         let helper = std::thread::spawn(helper_calls)
             .join()
@@ -290,20 +307,9 @@ pub fn run(
         v.extend(helper);
         Ok(v)
     });
-    let mut theirs = Vec::new();
-    for o in others {
-        let out = o
-            .wait_with_output()
-            .context("waiting for another process")?;
-        anyhow::ensure!(
-            out.status.success(),
-            "another process failed ({})",
-            out.status
-        );
-        let steps: Vec<Step> =
-            serde_json::from_slice(&out.stdout).context("another process's calls")?;
-        theirs.extend(steps);
-    }
+    let theirs = starter
+        .join()
+        .map_err(|_| anyhow::anyhow!("the thread starting the other processes panicked"))??;
     outcome.workload_s = work_start.elapsed().as_secs_f64();
     let mut steps = mine?;
     steps.extend(theirs);

@@ -562,6 +562,8 @@ fn load(threads: u32, per_thread: u32, failures: u64) -> Load {
         failures,
         pid: std::process::id(),
         consumer_paused: false,
+        held: 0,
+        fill_calls: 0,
     }
 }
 

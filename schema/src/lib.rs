@@ -322,6 +322,16 @@ pub struct Load {
     /// had to overflow: losses are certain, and must be counted exactly.
     #[serde(default)]
     pub consumer_paused: bool,
+    /// Calls held inside the traced function (asleep on a directory lock)
+    /// while the ring filled, included in `calls`: their return records
+    /// meet a full ring.
+    #[serde(default)]
+    pub held: u32,
+    /// Calls made to fill the ring while the held calls waited (included
+    /// in `calls`): with every return instance of the kretprobe taken by
+    /// the held calls, their returns are missed.
+    #[serde(default)]
+    pub fill_calls: u64,
 }
 
 /// The function the tracer attaches to on the running kernel

@@ -58,9 +58,19 @@ pub struct MutantsArgs {
     /// The BPF mutants' table [default: mutants/bpf.toml].
     #[arg(long, value_name = "PATH")]
     pub table: Option<PathBuf>,
-    /// The cell every mutant runs on.
-    #[arg(long, default_value = "bookworm/x86_64")]
-    pub cell: String,
+    /// The cells a mutant runs on, in order, until one fails it (each
+    /// kernel lives different code: bullseye's 64-bit return, the
+    /// kernel-reported missed count from 6.7, filename_unlinkat on 7.x).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "bookworm/x86_64,sid/x86_64,bullseye/x86_64"
+    )]
+    pub cells: Vec<String>,
+    /// Mutants built and run at once, 1 to 8 (each has its own copy of the
+    /// checkout and its own guest).
+    #[arg(long, default_value_t = 2, value_parser = in_range::<usize>(1, 8))]
+    pub jobs: usize,
     /// QEMU acceleration: auto tries KVM with a probe boot and falls back to TCG.
     #[arg(long, value_enum, default_value = "auto")]
     pub accel: Accel,
@@ -126,21 +136,22 @@ pub fn run(args: MutantsArgs) -> Result<ExitCode> {
         .report
         .clone()
         .unwrap_or_else(|| PathBuf::from("target/mutants-report"));
-    let (alias, arch) = match args.cell.split_once('/') {
-        Some((k, a)) if Arch::parse(a).is_some() => (k.to_string(), a.to_string()),
-        _ => {
-            return Ok(usage_error(format!(
-                "--cell `{}`: expected KERNEL/ARCH, e.g. bookworm/x86_64",
-                args.cell
-            )))
+    let mut cells = Vec::new();
+    for c in &args.cells {
+        match c.split_once('/').map(|(k, a)| (k, Arch::parse(a))) {
+            Some((k, Some(a))) if a == Arch::host() => cells.push((k.to_string(), a)),
+            Some((_, Some(_))) => {
+                return Ok(usage_error(format!(
+                    "--cells {c}: mutants are built for this host's arch ({})",
+                    Arch::host()
+                )))
+            }
+            _ => {
+                return Ok(usage_error(format!(
+                    "--cells `{c}`: expected KERNEL/ARCH, e.g. bookworm/x86_64"
+                )))
+            }
         }
-    };
-    if Arch::parse(&arch) != Some(Arch::host()) {
-        return Ok(usage_error(format!(
-            "--cell {}: mutants are built for this host's arch ({})",
-            args.cell,
-            Arch::host()
-        )));
     }
     let mut stale = Vec::new();
     let selected = if args.only.is_empty() && !args.from.is_empty() && args.shard.is_none() {
@@ -179,7 +190,7 @@ pub fn run(args: MutantsArgs) -> Result<ExitCode> {
     let ran = if selected.is_empty() {
         None
     } else {
-        match run_mutants(&args, &report_dir, &alias, &arch, selected, stale)? {
+        match run_mutants(&args, &report_dir, &cells, selected, stale)? {
             Ok(r) => Some(r),
             Err(code) => return Ok(code),
         }
@@ -208,26 +219,36 @@ pub fn run(args: MutantsArgs) -> Result<ExitCode> {
     })
 }
 
-/// The mutants, one at a time, after the clean tracer's own run.
+/// One cell of the escalation: its plan (that cell alone) and the run
+/// deadline its clean tracer's run gives.
+struct CellPlan {
+    name: String,
+    plan: harness::engine::Plan,
+    run_deadline: Duration,
+    baseline_s: f64,
+}
+
+/// The mutants after the clean tracer's own runs: `jobs` workers, each
+/// with a copy of the checkout, take the next mutant, build it and run it
+/// on the cells in order until one fails it.
 fn run_mutants(
     args: &MutantsArgs,
     report_dir: &Path,
-    alias: &str,
-    arch: &str,
+    cells: &[(String, Arch)],
     selected: Vec<Mutant>,
     stale: Vec<String>,
 ) -> Result<std::result::Result<MutantsReport, ExitCode>> {
     let margs = MatrixArgs {
         select: Selection {
-            kernels: vec![alias.to_string()],
-            arch: vec![arch.to_string()],
+            kernels: cells.iter().map(|(k, _)| k.clone()).collect(),
+            arch: vec![Arch::host().to_string()],
             flavour: None,
         },
         accel: args.accel,
         repeat: 1,
         reprobe_kvm: false,
         report: None,
-        jobs: Some(1),
+        jobs: Some(args.jobs),
         boot_timeout: None,
         run_timeout: None,
         cell_timeout: Vec::new(),
@@ -242,100 +263,181 @@ fn run_mutants(
         Ok(p) => p,
         Err(code) => return Ok(Err(code)),
     };
-    note("the clean tracer first: the gate must pass it");
+    note("the clean tracer first: the gate must pass it on every cell");
     let base = run_plan(&p.plan, &p.images, &p.prefetch, false);
-    let base = base.first().context("the baseline ran no cell")?;
-    if base.status != Status::Pass {
-        p.prefetch.finish();
-        bail!(
-            "the clean tracer fails its own gate on {} ({:?}: {}): fix that first (report in {})",
-            args.cell,
-            base.status,
-            base.error.clone().unwrap_or_default(),
-            report_dir.join("baseline").display()
-        );
+    let mut plans = Vec::new();
+    for (alias, arch) in cells {
+        let name = format!("{alias}/{arch}");
+        let row = base
+            .iter()
+            .find(|r| r.alias == *alias && r.arch == *arch)
+            .with_context(|| format!("the baseline ran no {name} cell"))?;
+        if row.status != Status::Pass {
+            p.prefetch.finish();
+            bail!(
+                "the clean tracer fails its own gate on {name} ({:?}: {}): fix that first (report in {})",
+                row.status,
+                row.error.clone().unwrap_or_default(),
+                report_dir.join("baseline").display()
+            );
+        }
+        let mut plan = p.plan.clone();
+        plan.cells
+            .retain(|c| c.id.alias == *alias && c.id.arch == *arch);
+        plan.jobs = 1;
+        let run_deadline = Duration::from_secs_f64(row.run_s.unwrap_or(60.0) * 3.0 + 60.0);
+        for c in &mut plan.cells {
+            c.deadlines.run = run_deadline;
+        }
+        note(&format!(
+            "baseline {name} passed in {:.0} s; a mutant's cell there may run {:.0} s",
+            row.total_s,
+            run_deadline.as_secs_f64()
+        ));
+        plans.push(CellPlan {
+            name,
+            plan,
+            run_deadline,
+            baseline_s: row.total_s,
+        });
     }
-    let baseline_s = base.total_s;
-    let run_deadline = Duration::from_secs_f64(base.run_s.unwrap_or(60.0) * 3.0 + 60.0);
-    note(&format!(
-        "baseline passed in {baseline_s:.0} s; each mutant's cell may run {:.0} s",
-        run_deadline.as_secs_f64()
-    ));
 
-    let tree = Scratch::new(&repo_root())?;
     let budget = args.budget.map(|m| Duration::from_secs(m * 60));
     let total = selected.len();
-    let mut judged = Vec::new();
-    for (n, m) in selected.into_iter().enumerate() {
-        let over = budget.is_some_and(|b| started.elapsed() > b);
-        if over || harness::process::stop::cancelled().is_some() {
-            judged.push(not_run(m, &tree));
-            continue;
+    let queue = std::sync::Mutex::new(selected.into_iter().enumerate());
+    let results = std::sync::Mutex::new(Vec::new());
+    let root = repo_root();
+    let workers: Result<()> = std::thread::scope(|s| {
+        let handles: Vec<_> =
+            (0..args.jobs)
+                .map(|w| {
+                    let (queue, results, plans, p, root) = (&queue, &results, &plans, &p, &root);
+                    s.spawn(move || -> Result<()> {
+                        let tree = Scratch::new(root, w)?;
+                        loop {
+                            let next = queue
+                                .lock()
+                                .map_err(|_| anyhow::anyhow!("queue poisoned"))?
+                                .next();
+                            let Some((n, m)) = next else { return Ok(()) };
+                            let over = budget.is_some_and(|b| started.elapsed() > b);
+                            let judged =
+                                if over || harness::process::stop::cancelled().is_some() {
+                                    not_run(m, &tree)
+                                } else {
+                                    let j = one_mutant(n, m, &tree, plans, p, report_dir)?;
+                                    let verdicts = match &j.outcome {
+                                        Outcome::Caught { verdicts } => {
+                                            format!(" by {} on {}", verdicts.join(", "), j.cell)
+                                        }
+                                        _ => String::new(),
+                                    };
+                                    note(&format!(
+                                "[{}/{total}] {} {}{verdicts} ({:.0} s build, {:.0} s cells){}",
+                                n + 1,
+                                j.mutant.key(),
+                                j.outcome.name(),
+                                j.build_s,
+                                j.cell_s,
+                                j.note.as_ref().map(|l| format!("; {l}")).unwrap_or_default()
+                            ));
+                                    j
+                                };
+                            results
+                                .lock()
+                                .map_err(|_| anyhow::anyhow!("results poisoned"))?
+                                .push((n, judged));
+                        }
+                    })
+                })
+                .collect();
+        for h in handles {
+            h.join()
+                .map_err(|_| anyhow::anyhow!("a mutant worker panicked"))??;
         }
-        let slug = format!("{:03}-{}", n + 1, slug(&m.id));
-        let dir = report_dir.join("runs").join(&slug);
-        let building = Instant::now();
-        let built = tree.build(&m);
-        let build_s = building.elapsed().as_secs_f64();
-        let diff = tree.diff(&m);
-        let (outcome, detail, note_line, cell_s) = match built {
-            Err(e) => (Outcome::Unviable { error: e.clone() }, e, None, 0.0),
-            Ok(tracer) => {
-                let mut plan = p.plan.clone();
-                plan.report_dir = dir.clone();
-                for c in &mut plan.cells {
-                    c.deadlines.run = run_deadline;
-                }
+        Ok(())
+    });
+    p.prefetch.finish();
+    workers?;
+    let mut judged = results
+        .into_inner()
+        .map_err(|_| anyhow::anyhow!("results poisoned"))?;
+    judged.sort_by_key(|(n, _)| *n);
+    Ok(Ok(MutantsReport {
+        cell: plans
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        wall_s: started.elapsed().as_secs_f64(),
+        baseline_s: plans.iter().map(|c| c.baseline_s).sum(),
+        mutants: judged.into_iter().map(|(_, j)| j).collect(),
+        stale_equivalents: stale,
+    }))
+}
+
+/// One mutant: built, then run on each cell in order until one fails it.
+fn one_mutant(
+    n: usize,
+    m: Mutant,
+    tree: &Scratch,
+    cells: &[CellPlan],
+    p: &super::run::Prepared,
+    report_dir: &Path,
+) -> Result<Judged> {
+    let slug = format!("{:03}-{}", n + 1, slug(&m.id));
+    let building = Instant::now();
+    let built = tree.build(&m);
+    let build_s = building.elapsed().as_secs_f64();
+    let diff = tree.diff(&m);
+    let mut judged = Judged {
+        mutant: m,
+        outcome: Outcome::NotRun,
+        cell: String::new(),
+        dir: String::new(),
+        diff,
+        build_s,
+        cell_s: 0.0,
+        detail: String::new(),
+        note: None,
+    };
+    match built {
+        Err(e) => {
+            judged.detail = e.clone();
+            judged.outcome = Outcome::Unviable { error: e };
+        }
+        Ok(tracer) => {
+            for c in cells {
+                let dir = format!("runs/{slug}/{}", c.name.replace('/', "-"));
+                let mut plan = c.plan.clone();
+                plan.report_dir = report_dir.join(&dir);
                 let mut images = p.images.clone();
                 for i in &mut images {
                     i.binaries.tracer = tracer.clone();
                 }
-                let cell = Instant::now();
+                let t = Instant::now();
                 let rows = run_plan(&plan, &images, &p.prefetch, false);
-                let cell_s = cell.elapsed().as_secs_f64();
-                match rows.first() {
-                    Some(row) => {
-                        let (o, d, n) = mutants::judge(&m, row);
-                        (o, d, n, cell_s)
-                    }
-                    None => (Outcome::NotRun, "no cell ran".into(), None, cell_s),
+                judged.cell_s += t.elapsed().as_secs_f64();
+                let Some(row) = rows.first() else {
+                    judged.detail = "no cell ran".into();
+                    break;
+                };
+                let (o, d, note_line) = mutants::judge(&judged.mutant, row);
+                let decided = !matches!(o, Outcome::Missed | Outcome::Equivalent);
+                judged.outcome = o;
+                judged.detail = d;
+                judged.note = note_line;
+                judged.cell = c.name.clone();
+                judged.dir = dir;
+                if decided || harness::process::stop::cancelled().is_some() {
+                    break;
                 }
+                let _ = c.run_deadline;
             }
-        };
-        tree.restore(&m)?;
-        let verdicts = match &outcome {
-            Outcome::Caught { verdicts } => format!(" by {}", verdicts.join(", ")),
-            _ => String::new(),
-        };
-        note(&format!(
-            "[{}/{total}] {} {}{verdicts} ({build_s:.0} s build, {cell_s:.0} s cell){}",
-            n + 1,
-            m.key(),
-            outcome.name(),
-            note_line
-                .as_ref()
-                .map(|l| format!("; {l}"))
-                .unwrap_or_default()
-        ));
-        judged.push(Judged {
-            mutant: m,
-            outcome,
-            dir: format!("runs/{slug}"),
-            diff,
-            build_s,
-            cell_s,
-            detail,
-            note: note_line,
-        });
+        }
     }
-    p.prefetch.finish();
-    Ok(Ok(MutantsReport {
-        cell: args.cell.clone(),
-        wall_s: started.elapsed().as_secs_f64(),
-        baseline_s,
-        mutants: judged,
-        stale_equivalents: stale,
-    }))
+    tree.restore(&judged.mutant)?;
+    Ok(judged)
 }
 
 fn not_run(m: Mutant, tree: &Scratch) -> Judged {
@@ -343,6 +445,7 @@ fn not_run(m: Mutant, tree: &Scratch) -> Judged {
         diff: tree.diff(&m),
         mutant: m,
         outcome: Outcome::NotRun,
+        cell: String::new(),
         dir: String::new(),
         build_s: 0.0,
         cell_s: 0.0,
@@ -391,9 +494,10 @@ struct Scratch {
 }
 
 impl Scratch {
-    fn new(root: &Path) -> Result<Scratch> {
+    /// Worker `w`'s copy, `target/mutants/tree-W`, built into `target-W`.
+    fn new(root: &Path, w: usize) -> Result<Scratch> {
         let base = root.join("target").join("mutants");
-        let tree = base.join("tree");
+        let tree = base.join(format!("tree-{w}"));
         let out = Command::new("git")
             .current_dir(root)
             .args([
@@ -426,7 +530,7 @@ impl Scratch {
         Ok(Scratch {
             root: root.to_path_buf(),
             tree,
-            target: base.join("target"),
+            target: base.join(format!("target-{w}")),
         })
     }
 

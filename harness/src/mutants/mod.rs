@@ -169,7 +169,10 @@ pub struct Judged {
     pub mutant: Mutant,
     #[serde(flatten)]
     pub outcome: Outcome,
-    /// Where its cell's report is (relative to the mutants report).
+    /// The cell that failed it (or the last one tried).
+    #[serde(default)]
+    pub cell: String,
+    /// Where that cell's report is (relative to the mutants report).
     #[serde(default)]
     pub dir: String,
     /// The lines it changes (see [`Edit::diff`]).

@@ -15,7 +15,7 @@ use crate::mutants::{counts, Judged, Outcome, Part};
 /// What `mutants.json` holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MutantsReport {
-    /// The cell every mutant ran on, e.g. `bookworm/x86_64`.
+    /// The cells the mutants ran on, in order, e.g. `bookworm/x86_64, sid/x86_64`.
     pub cell: String,
     /// Seconds the run took (joined runs: summed).
     pub wall_s: f64,
@@ -91,7 +91,7 @@ pub fn figure(r: &MutantsReport, part: Part) -> String {
 
 pub fn markdown(r: &MutantsReport) -> String {
     let mut md = format!(
-        "# Mutation testing on {}\n\nEach mutant is one bug planted in the tracer, built, and run through the cell's whole gate ({:.0} s for the clean tracer); {:.0} min in all.\n\n",
+        "# Mutation testing on {}\n\nEach mutant is one bug planted in the tracer, built, and run through each cell's whole gate in turn until one fails it ({:.0} s for the clean tracer's cells); {:.0} min in all.\n\n",
         r.cell,
         r.baseline_s,
         r.wall_s / 60.0
@@ -186,13 +186,14 @@ pub fn markdown(r: &MutantsReport) -> String {
         for (name, n) in v {
             md.push_str(&format!("| {name} | {n} |\n"));
         }
-        md.push_str("\n| mutant | caught by |\n|---|---|\n");
+        md.push_str("\n| mutant | caught by | on |\n|---|---|---|\n");
         for j in &r.mutants {
             if let Outcome::Caught { verdicts } = &j.outcome {
                 md.push_str(&format!(
-                    "| {} | {} |\n",
+                    "| {} | {} | {} |\n",
                     j.mutant.key().replace('|', "\\|"),
-                    verdicts.join(", ")
+                    verdicts.join(", "),
+                    j.cell
                 ));
             }
         }
