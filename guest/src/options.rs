@@ -16,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use unlink_schema::{OptionProbe, OptionTracer, OptionsRun, RunOutcome, Step};
+use unlink_schema::{CliRun, OptionProbe, OptionTracer, OptionsRun, RunOutcome, Step};
 
 use crate::workload::{self, At};
 
@@ -364,8 +364,51 @@ pub fn run(
         count: COUNT,
         duration_s: DURATION_S,
         tracers: records,
+        cli: cli_runs(tracer)?,
     });
     Ok(steps)
+}
+
+/// The arguments of the tracer's runs that trace nothing: `--show-target`,
+/// then one bad value of each option that takes one (each at the edge of
+/// what is valid: 0 and negative numbers, a comm of 0 and 16 bytes; a
+/// negative number as `--opt=-1`, or clap takes it for an option).
+pub const CLI_RUNS: [&[&str]; 8] = [
+    &["--show-target"],
+    &["--count", "0"],
+    &["--duration", "0"],
+    &["--duration=-1"],
+    &["--comm", ""],
+    &["--comm", "sixteen-bytes-xy"],
+    &["--mode", "nosuch"],
+    &["--pid=-1"],
+];
+
+fn cli_runs(tracer: &Path) -> Result<Vec<CliRun>> {
+    // All at once: each is a process start and little else.
+    let mut children = Vec::new();
+    for args in CLI_RUNS {
+        let child = Command::new(tracer)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("running {} {}", tracer.display(), args.join(" ")))?;
+        children.push((args, child));
+    }
+    let mut out = Vec::new();
+    for (args, child) in children {
+        let o = child
+            .wait_with_output()
+            .with_context(|| format!("waiting for {} {}", tracer.display(), args.join(" ")))?;
+        out.push(CliRun {
+            args: args.iter().map(|a| a.to_string()).collect(),
+            exit_code: o.status.code(),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        });
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

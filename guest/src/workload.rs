@@ -501,8 +501,8 @@ pub fn callers(agent: &Path) -> Result<Vec<Step>> {
 /// How far the wall clock is stepped, seconds.
 pub const CLOCK_STEP_S: i64 = 3_600;
 /// Long enough for the tracer to drain and read the clock again (it does
-/// both at least every 100 ms).
-const SETTLE: std::time::Duration = std::time::Duration::from_millis(300);
+/// both at least every 100 ms), with room for a late wakeup under TCG.
+const SETTLE: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Calls after the wall clock is stepped an hour forward, then back: the
 /// tracer's time_ns must follow each step.
@@ -564,6 +564,7 @@ fn load(threads: u32, per_thread: u32, failures: u64) -> Load {
         consumer_paused: false,
         held: 0,
         fill_calls: 0,
+        bpf_stats: false,
     }
 }
 

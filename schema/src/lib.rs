@@ -244,6 +244,19 @@ pub struct OptionsRun {
     /// `--duration` of the duration tracer, seconds.
     pub duration_s: f64,
     pub tracers: Vec<OptionTracer>,
+    /// The tracer run without tracing: `--show-target`, and each bad
+    /// argument the CLI must refuse.
+    #[serde(default)]
+    pub cli: Vec<CliRun>,
+}
+
+/// One run of the tracer that traces nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CliRun {
+    pub args: Vec<String>,
+    pub exit_code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
 }
 
 /// What each tracer of the options scenario is for.
@@ -332,6 +345,11 @@ pub struct Load {
     /// the held calls, their returns are missed.
     #[serde(default)]
     pub fill_calls: u64,
+    /// The kernel kept BPF run statistics while the tracer ran
+    /// (`kernel.bpf_stats_enabled`): its summary must report each attached
+    /// program's runs.
+    #[serde(default)]
+    pub bpf_stats: bool,
 }
 
 /// The function the tracer attaches to on the running kernel

@@ -55,7 +55,8 @@ pub struct MutantsArgs {
     /// List the selected mutants and exit.
     #[arg(long)]
     pub list: bool,
-    /// The BPF mutants' table [default: mutants/bpf.toml].
+    /// A table of hand-written mutants to run instead of the selected
+    /// parts (the format of mutants/bpf.toml; entries may name Rust files).
     #[arg(long, value_name = "PATH")]
     pub table: Option<PathBuf>,
     /// The cells a mutant runs on, in order, until one fails it (each
@@ -94,7 +95,8 @@ fn load(
     let root = repo_root();
     let source = |f: &str| std::fs::read_to_string(root.join(f)).ok();
     let mut all = Vec::new();
-    if matches!(args.part, PartArg::Rust | PartArg::All) {
+    let generated = args.table.is_none() && matches!(args.part, PartArg::Rust | PartArg::All);
+    if generated {
         let cache = harness::paths::cache_root();
         let bin = setup::ensure_cargo_mutants(&cache, &note)?;
         let out = Command::new(&bin)
@@ -119,7 +121,7 @@ fn load(
         }
         all.extend(ms);
     }
-    if matches!(args.part, PartArg::Bpf | PartArg::All) {
+    if args.table.is_some() || matches!(args.part, PartArg::Bpf | PartArg::All) {
         let table = args.table.clone().unwrap_or_else(|| root.join(BPF_TABLE));
         let text = std::fs::read_to_string(&table)
             .with_context(|| format!("reading {}", table.display()))?;

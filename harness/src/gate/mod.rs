@@ -19,7 +19,7 @@ pub mod options;
 pub mod text;
 
 use crate::kernels::facts::{
-    fentry_expectation, may_miss_returns, FentryExpectation, DIRECT_CALLS,
+    fentry_expectation, may_miss_returns, reports_missed, FentryExpectation, DIRECT_CALLS,
 };
 use crate::kernels::kernel::KernelImage;
 use crate::model::{ScenarioResult, Span, Status};
@@ -48,6 +48,7 @@ pub const VERDICTS: &[&str] = &[
     "comm-filter",
     "count",
     "duration",
+    "cli",
     "pairing",
     "ret-width",
     "oracle",
@@ -281,7 +282,7 @@ pub fn gate(
         "fields",
         check_fields(&runs, &symbols, fentry_run.as_ref()),
     ));
-    results.extend(check_options(&out.join("options")));
+    results.extend(check_options(&out.join("options"), facts.ret_width_bits));
     results.push(verdict("pairing", check_pairing(&runs)));
     results.push(verdict("ret-width", check_ret_width(&runs)));
     results.push(verdict("oracle", check_oracle(out, &runs)));
@@ -538,13 +539,26 @@ fn check_load(
         losses_as_expected(losses, load.consumer_paused, c.dropped, load.calls)
             .map_err(|e| anyhow::anyhow!(e))?;
         never_returned_adds_up(c).map_err(|e| anyhow::anyhow!(e))?;
+        programs_as_reported(&s, load.bpf_stats).map_err(|e| anyhow::anyhow!(e))?;
+        match (reports_missed(release), c.kernel_missed) {
+            (Some(true), None) => anyhow::bail!(
+                "kernel_missed: the summary has none, but {release} reports a kprobe link's missed hits (6.7+)"
+            ),
+            (Some(false), Some(k)) => anyhow::bail!(
+                "kernel_missed: the summary says {k}, but {release} reports no missed hits (before 6.7)"
+            ),
+            _ => {}
+        }
         let counted = c.entries.saturating_sub(c.returns);
         let (missed, how) = match c.kernel_missed {
-            // The kernel's count covers every process; ours only the workload.
+            // The kernel's count covers every process and both probes, ours
+            // the workload's returns; nothing else in the guest unlinks (no
+            // run of any cell has seen another process's call), so the two
+            // are equal.
             Some(k) => {
                 anyhow::ensure!(
-                    counted <= k,
-                    "{counted} returns never reached the tracer but the kernel reports only {k} missed"
+                    counted == k,
+                    "kernel_missed: {counted} returns never reached the tracer but the kernel reports {k} missed"
                 );
                 (counted, format!("kernel reports {k} missed"))
             }
@@ -624,6 +638,43 @@ pub fn never_returned_adds_up(c: &unlink_schema::Counters) -> Result<(), String>
             "entries never returned {} + lost untracked {} != entries {} - returns {}: calls without a return were lost without being counted",
             c.inflight, c.lost_untracked, c.entries, c.returns
         ));
+    }
+    Ok(())
+}
+
+/// The summary's BPF run statistics (pure): with the kernel keeping them,
+/// each program kprobe mode attaches, run at least once per call it saw
+/// (the entry program runs for every process's unlink, before its filter),
+/// with time spent; without, none.
+pub fn programs_as_reported(s: &TracerSummary, stats_on: bool) -> Result<(), String> {
+    if !stats_on {
+        return match s.programs.first() {
+            None => Ok(()),
+            Some(p) => Err(format!(
+                "programs: {} reported without the kernel keeping BPF statistics",
+                p.name
+            )),
+        };
+    }
+    let c = &s.counters;
+    let want = [
+        ("kprobe_unlink", c.entries),
+        ("kretprobe_unlink", c.returns),
+    ];
+    let names: Vec<&str> = s.programs.iter().map(|p| p.name.as_str()).collect();
+    if names != want.map(|(n, _)| n) {
+        return Err(format!(
+            "programs: {names:?} reported, kprobe mode attaches {:?}",
+            want.map(|(n, _)| n)
+        ));
+    }
+    for (p, (name, saw)) in s.programs.iter().zip(want) {
+        if p.run_cnt < saw || p.run_time_ns == 0 {
+            return Err(format!(
+                "programs: {name} ran {} times in {} ns for {saw} calls it saw",
+                p.run_cnt, p.run_time_ns
+            ));
+        }
     }
     Ok(())
 }
@@ -709,9 +760,16 @@ fn check_fields(
 
 /// The options scenario's verdicts: text, pid-filter, comm-filter, count,
 /// duration.
-fn check_options(dir: &Path) -> Vec<ScenarioResult> {
+fn check_options(dir: &Path, ret_width_bits: Option<u32>) -> Vec<ScenarioResult> {
     use unlink_schema::OptionProbe;
-    const NAMES: [&str; 5] = ["text", "pid-filter", "comm-filter", "count", "duration"];
+    const NAMES: [&str; 6] = [
+        "text",
+        "pid-filter",
+        "comm-filter",
+        "count",
+        "duration",
+        "cli",
+    ];
     let read = || -> Result<(Run, String, BTreeMap<OptionProbe, options::ProbeOutput>)> {
         let run = read_run(dir)?;
         let symbol = kernel_symbol(&run)?;
@@ -762,12 +820,17 @@ fn check_options(dir: &Path) -> Vec<ScenarioResult> {
         run: opts,
         steps: &run.steps,
         symbol: &symbol,
+        reports_missed: reports_missed(&run.outcome.kernel_release),
     };
     let text_out = std::fs::read_to_string(dir.join("text.out")).unwrap_or_default();
+    let text_err = std::fs::read_to_string(dir.join("text.err")).unwrap_or_default();
     let get = |p: OptionProbe| outs.get(&p).cloned().unwrap_or_default();
     let pid = get(OptionProbe::Pid);
-    let results: [(&str, Result<String, String>); 5] = [
-        ("text", options::check_text(&input, &text_out, &pid)),
+    let results: [(&str, Result<String, String>); 6] = [
+        (
+            "text",
+            options::check_text(&input, &text_out, &text_err, &pid),
+        ),
         ("pid-filter", options::check_pid(&input, &pid)),
         (
             "comm-filter",
@@ -781,6 +844,7 @@ fn check_options(dir: &Path) -> Vec<ScenarioResult> {
             "duration",
             options::check_duration(&input, &get(OptionProbe::Duration)),
         ),
+        ("cli", options::check_cli(&input, ret_width_bits)),
     ];
     results
         .into_iter()
@@ -809,6 +873,7 @@ fn check_pairing(runs: &BTreeMap<&str, Parsed>) -> Result<String> {
             c.dropped,
             c.returns
         );
+        programs_as_reported(s, false).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
         total += c.returns;
     }
     Ok(format!(
@@ -1119,6 +1184,38 @@ mod tests {
         }
         let v = fentry_verdict(r(Status::Pass, "x"), FentryExpectation::Unavailable);
         assert!(v.detail.starts_with("--mode fentry:"), "{}", v.detail);
+    }
+
+    #[test]
+    fn program_statistics_follow_the_switch() {
+        let prog = |name: &str, run_cnt, run_time_ns| unlink_schema::ProgramStats {
+            name: name.into(),
+            run_cnt,
+            run_time_ns,
+        };
+        let mut s = TracerSummary::default();
+        s.counters.entries = 100;
+        s.counters.returns = 90;
+        assert_eq!(programs_as_reported(&s, false), Ok(()));
+        assert!(programs_as_reported(&s, true)
+            .unwrap_err()
+            .starts_with("programs: []"));
+        s.programs = vec![
+            prog("kprobe_unlink", 120, 5),
+            prog("kretprobe_unlink", 90, 5),
+        ];
+        assert_eq!(programs_as_reported(&s, true), Ok(()));
+        assert!(programs_as_reported(&s, false).is_err());
+        s.programs[1].run_cnt = 89;
+        let e = programs_as_reported(&s, true).unwrap_err();
+        assert!(
+            e.starts_with("programs: kretprobe_unlink ran 89 times"),
+            "{e}"
+        );
+        s.programs[1] = prog("kretprobe_unlink", 90, 0);
+        assert!(programs_as_reported(&s, true).is_err());
+        s.programs.pop();
+        assert!(programs_as_reported(&s, true).is_err());
     }
 
     /// Entries without a return add up, on a kernel that delivers every

@@ -2,7 +2,9 @@
 //! is reported, and the text output, judged against the calls the agent
 //! and the second process recorded themselves. Pure over parsed files.
 
-use unlink_schema::{JsonEvent, OptionProbe, OptionTracer, OptionsRun, Step, Summary};
+use unlink_schema::{
+    CliRun, JsonEvent, OptionProbe, OptionTracer, OptionsRun, Step, Summary, TargetInfo,
+};
 
 use super::fields::{self, Resolution};
 use super::text;
@@ -31,6 +33,9 @@ pub struct OptionsInput<'a> {
     /// The agent's calls, then the other process's.
     pub steps: &'a [Step],
     pub symbol: &'a str,
+    /// Whether the kernel reports kprobe links' missed hits (6.7+); None
+    /// where its release does not say.
+    pub reports_missed: Option<bool>,
 }
 
 impl OptionsInput<'_> {
@@ -257,15 +262,157 @@ pub fn check_duration(i: &OptionsInput, o: &ProbeOutput) -> Result<String, Strin
     ))
 }
 
+/// The tracer's runs that trace nothing (pure). `--show-target`: exit 0,
+/// its symbol tracefs's, its prototype (`s32 (s32 dfd, struct filename *
+/// name)`) agreeing with its own fields — the return type with
+/// `ret_is_int`, the parameter at `name_arg` the `struct filename *`, the
+/// one at `dfd_arg` the `dfd` — and `ret_is_int` with the width the traced
+/// runs proved (`ret_width_bits`, from a summary whose ENOENTs `ret-width`
+/// checked). Every bad argument: exit 2, the option named on stderr.
+pub fn check_cli(i: &OptionsInput, ret_width_bits: Option<u32>) -> Result<String, String> {
+    let runs = &i.run.cli;
+    let show = runs
+        .iter()
+        .find(|r| r.args == ["--show-target"])
+        .ok_or("cli: no --show-target run")?;
+    if show.exit_code != Some(0) {
+        return Err(format!(
+            "cli: --show-target exited with {:?}: {}",
+            show.exit_code,
+            show.stderr.trim()
+        ));
+    }
+    let t: TargetInfo = serde_json::from_str(show.stdout.trim()).map_err(|e| {
+        format!(
+            "cli: --show-target printed no target JSON ({e}): {}",
+            show.stdout.trim()
+        )
+    })?;
+    check_target(&t, i.symbol, ret_width_bits).map_err(|e| format!("cli: --show-target: {e}"))?;
+    let bad: Vec<&CliRun> = runs
+        .iter()
+        .filter(|r| r.args != ["--show-target"])
+        .collect();
+    if bad.is_empty() {
+        return Err("cli: no bad argument was tried".into());
+    }
+    for r in &bad {
+        let arg = r.args.first().map(String::as_str).unwrap_or_default();
+        let option = arg.split_once('=').map_or(arg, |(o, _)| o);
+        if r.exit_code != Some(2) || !r.stderr.contains(option) {
+            return Err(format!(
+                "cli: `{}` exited with {:?} and said `{}`: want exit 2 naming {option}",
+                r.args.join(" "),
+                r.exit_code,
+                r.stderr.lines().next().unwrap_or_default()
+            ));
+        }
+    }
+    Ok(format!(
+        "--show-target {} `{}` agrees with tracefs and the traced runs; {} bad arguments refused (exit 2)",
+        t.symbol,
+        t.proto,
+        bad.len()
+    ))
+}
+
+/// One `--show-target` answer against the symbol tracefs offers and the
+/// return width the traced runs proved (pure).
+pub fn check_target(
+    t: &TargetInfo,
+    symbol: &str,
+    ret_width_bits: Option<u32>,
+) -> Result<(), String> {
+    if t.symbol != symbol {
+        return Err(format!("symbol {}, tracefs offers {symbol}", t.symbol));
+    }
+    let (ret, params) = t
+        .proto
+        .split_once(" (")
+        .and_then(|(r, p)| Some((r, p.strip_suffix(')')?)))
+        .ok_or_else(|| format!("prototype `{}` is not `RET (PARAMS)`", t.proto))?;
+    let params: Vec<&str> = params.split(", ").collect();
+    let int_ret = matches!(ret, "s32" | "u32");
+    if int_ret != t.ret_is_int || !matches!(ret, "s32" | "u32" | "s64" | "u64") {
+        return Err(format!(
+            "return type `{ret}` but ret_is_int {}",
+            t.ret_is_int
+        ));
+    }
+    if let Some(bits) = ret_width_bits {
+        if t.ret_is_int != (bits == 32) {
+            return Err(format!(
+                "ret_is_int {} but the traced runs read ret at {bits} bits",
+                t.ret_is_int
+            ));
+        }
+    }
+    match params.get(t.name_arg as usize) {
+        Some(p) if p.starts_with("struct filename *") => {}
+        other => {
+            return Err(format!(
+                "name_arg {} is `{}`, not the struct filename *",
+                t.name_arg,
+                other.unwrap_or(&"(none)")
+            ))
+        }
+    }
+    if let Some(d) = t.dfd_arg {
+        if !params.get(d as usize).is_some_and(|p| p.ends_with(" dfd")) {
+            return Err(format!(
+                "dfd_arg {d} is not the `dfd` parameter of `{}`",
+                t.proto
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The text output: each line parses back, and for both processes' calls
 /// its fields equal the calls' own record and the JSON of the same calls
 /// (the `--pid` tracer's).
-pub fn check_text(i: &OptionsInput, text_out: &str, json: &ProbeOutput) -> Result<String, String> {
+pub fn check_text(
+    i: &OptionsInput,
+    text_out: &str,
+    text_err: &str,
+    json: &ProbeOutput,
+) -> Result<String, String> {
     let t = i.tracer(OptionProbe::Text)?;
     exited_cleanly(t, false)?;
     let mut lines = Vec::new();
     for l in text_out.lines().filter(|l| !l.trim().is_empty()) {
         lines.push(text::parse_line(l)?);
+    }
+    // Its summary: every line counted, every call joined, nothing lost.
+    let s = text::parse_summary(text_err).ok_or("text: no summary line on stderr")?;
+    let n = lines.len() as u64;
+    let counts = [
+        ("lines", s.lines, n),
+        ("events", s.events, n),
+        ("dropped", s.dropped, 0),
+        ("returns without entry", s.unpaired_returns, 0),
+        ("entries never returned", s.inflight, 0),
+        ("lost entries not remembered", s.lost_untracked, 0),
+        ("undecodable records", s.decode_errors, 0),
+    ];
+    if let Some((name, got, want)) = counts.iter().find(|(_, got, want)| got != want) {
+        return Err(format!(
+            "text: the summary says {name} {got}, want {want} ({n} lines printed)"
+        ));
+    }
+    match (i.reports_missed, s.kernel_missed) {
+        (Some(true), None) | (Some(false), Some(_)) => {
+            return Err(format!(
+                "text: the summary's kernel-reported missed is {:?} on a kernel that {} report it",
+                s.kernel_missed,
+                if i.reports_missed == Some(true) {
+                    "does"
+                } else {
+                    "does not"
+                }
+            ))
+        }
+        _ => {}
     }
     let near = i.steps.first().map(|s| s.start_ns).unwrap_or(0);
     for e in &mut lines {
@@ -364,6 +511,7 @@ mod tests {
             other_comm: "unlink-other".into(),
             count: 3,
             duration_s: 2.0,
+            cli: Vec::new(),
             tracers: vec![
                 tracer(OptionProbe::Text, false, 3.0),
                 tracer(OptionProbe::Pid, false, 3.0),
@@ -401,6 +549,95 @@ mod tests {
             .collect()
     }
 
+    #[test]
+    fn show_target_answers_are_checked() {
+        let good = TargetInfo {
+            symbol: "do_unlinkat".into(),
+            proto: "s32 (s32 dfd, struct filename * name)".into(),
+            ret_is_int: true,
+            dfd_arg: Some(0),
+            name_arg: 1,
+        };
+        assert_eq!(check_target(&good, "do_unlinkat", Some(32)), Ok(()));
+        let long = TargetInfo {
+            proto: "s64 (s32 dfd, struct filename * name)".into(),
+            ret_is_int: false,
+            ..good.clone()
+        };
+        assert_eq!(check_target(&long, "do_unlinkat", Some(64)), Ok(()));
+        type Bad = fn(&mut TargetInfo);
+        let cases: [(&str, Bad, Option<u32>); 6] = [
+            (
+                "symbol",
+                |t| t.symbol = "filename_unlinkat".into(),
+                Some(32),
+            ),
+            ("return type", |t| t.ret_is_int = false, Some(32)),
+            (
+                "ret_is_int true but the traced runs read ret at 64",
+                |_| {},
+                Some(64),
+            ),
+            ("name_arg 0", |t| t.name_arg = 0, Some(32)),
+            ("dfd_arg 1", |t| t.dfd_arg = Some(1), Some(32)),
+            ("prototype", |t| t.proto = String::new(), Some(32)),
+        ];
+        for (want, bad, bits) in cases {
+            let mut t = good.clone();
+            bad(&mut t);
+            let e = check_target(&t, "do_unlinkat", bits).unwrap_err();
+            assert!(e.starts_with(want), "{want}: {e}");
+        }
+    }
+
+    #[test]
+    fn bad_arguments_must_be_refused_by_name() {
+        let (mut r, steps) = run();
+        let i = |r: &OptionsRun| {
+            let show = CliRun {
+                args: vec!["--show-target".into()],
+                exit_code: Some(0),
+                stdout: r#"{"symbol":"do_unlinkat","proto":"s32 (s32 dfd, struct filename * name)","ret_is_int":true,"dfd_arg":0,"name_arg":1}"#.into(),
+                stderr: String::new(),
+            };
+            let mut r = r.clone();
+            r.cli.insert(0, show);
+            r
+        };
+        r.cli = vec![CliRun {
+            args: vec!["--count".into(), "0".into()],
+            exit_code: Some(2),
+            stdout: String::new(),
+            stderr: "error: invalid value '0' for '--count <COUNT>'".into(),
+        }];
+        let ok = i(&r);
+        let input = |r| OptionsInput {
+            run: r,
+            steps: &steps,
+            symbol: "do_unlinkat",
+            reports_missed: Some(false),
+        };
+        assert!(
+            check_cli(&input(&ok), Some(32)).is_ok(),
+            "{:?}",
+            check_cli(&input(&ok), Some(32))
+        );
+        let mut accepted = ok.clone();
+        accepted.cli[1].exit_code = Some(0);
+        let e = check_cli(&input(&accepted), Some(32)).unwrap_err();
+        assert!(e.starts_with("cli: `--count 0` exited with Some(0)"), "{e}");
+        let mut none = ok.clone();
+        none.cli.truncate(1);
+        assert!(check_cli(&input(&none), Some(32)).is_err());
+        let e = check_cli(&input(&r), Some(32)).unwrap_err();
+        assert!(e.starts_with("cli: no --show-target"), "{e}");
+    }
+
+    /// The text tracer's summary line for `lines` lines and `events` events.
+    fn text_summary(lines: usize, events: usize) -> String {
+        format!("unlink-tracer: {lines} lines; events {events}, dropped 0, returns without entry 0, entries never returned 0, lost entries not remembered 0, undecodable records 0, kernel-reported missed not reported by this kernel\n")
+    }
+
     fn text_of(events: &[JsonEvent]) -> String {
         events
             .iter()
@@ -435,6 +672,7 @@ mod tests {
             run: &r,
             steps: &steps,
             symbol: "do_unlinkat",
+            reports_missed: Some(false),
         };
         let pid = output(of(&steps, AGENT), "signal", 8);
         assert!(check_pid(&i, &pid).is_ok(), "{:?}", check_pid(&i, &pid));
@@ -453,7 +691,12 @@ mod tests {
             check_duration(&i, &dur)
         );
         let all: Vec<JsonEvent> = steps.iter().map(traced).collect();
-        let t = check_text(&i, &text_of(&all), &pid);
+        let t = check_text(
+            &i,
+            &text_of(&all),
+            &text_summary(all.len(), all.len()),
+            &pid,
+        );
         assert!(t.is_ok(), "{t:?}");
     }
 
@@ -465,6 +708,7 @@ mod tests {
             run: &r,
             steps: &steps,
             symbol: "do_unlinkat",
+            reports_missed: Some(false),
         };
         let all: Vec<JsonEvent> = steps.iter().map(traced).collect();
         let mine = of(&steps, AGENT);
@@ -552,11 +796,45 @@ mod tests {
         ] {
             let mut bad = all.clone();
             bad.iter_mut().for_each(corrupt);
-            let e = check_text(&i, &text_of(&bad), &pid).unwrap_err();
+            let e = check_text(
+                &i,
+                &text_of(&bad),
+                &text_summary(bad.len(), bad.len()),
+                &pid,
+            )
+            .unwrap_err();
             assert!(e.starts_with(field), "{field}: {e}");
         }
-        let e = check_text(&i, "not a line\n", &pid).unwrap_err();
+        let e = check_text(&i, "not a line\n", &text_summary(1, 1), &pid).unwrap_err();
         assert!(e.starts_with("text line `not a line`"), "{e}");
+        // The summary: a line not counted, no summary, a missed count where
+        // the kernel reports none, or none where it does.
+        let e = check_text(
+            &i,
+            &text_of(&all),
+            &text_summary(all.len(), all.len() - 1),
+            &pid,
+        )
+        .unwrap_err();
+        assert!(e.starts_with("text: the summary says events"), "{e}");
+        let e = check_text(&i, &text_of(&all), "", &pid).unwrap_err();
+        assert!(e.starts_with("text: no summary line"), "{e}");
+        let missed = text_summary(all.len(), all.len()).replace("not reported by this kernel", "0");
+        let e = check_text(&i, &text_of(&all), &missed, &pid).unwrap_err();
+        assert!(e.contains("kernel-reported missed"), "{e}");
+        let new = OptionsInput {
+            reports_missed: Some(true),
+            ..i.clone()
+        };
+        let e = check_text(
+            &new,
+            &text_of(&all),
+            &text_summary(all.len(), all.len()),
+            &pid,
+        )
+        .unwrap_err();
+        assert!(e.contains("does report it"), "{e}");
+        assert!(check_text(&new, &text_of(&all), &missed, &pid).is_ok());
         // The two processes one after the other: nothing was filtered out.
         let mut apart = steps.clone();
         for s in apart.iter_mut().filter(|s| s.pid == OTHER) {

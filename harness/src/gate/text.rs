@@ -108,6 +108,57 @@ fn parse_duration(s: &str) -> Option<u64> {
     Some((v * scale).round() as u64)
 }
 
+/// The text summary line (stderr, without `--json`):
+/// `unlink-tracer: 33 lines; events 33, dropped 0, returns without entry 0,
+/// entries never returned 0, lost entries not remembered 0, undecodable
+/// records 0, kernel-reported missed 0` (or `... missed not reported by
+/// this kernel`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TextSummary {
+    pub lines: u64,
+    pub events: u64,
+    pub dropped: u64,
+    pub unpaired_returns: u64,
+    pub inflight: u64,
+    pub lost_untracked: u64,
+    pub decode_errors: u64,
+    /// None: `not reported by this kernel`.
+    pub kernel_missed: Option<u64>,
+}
+
+/// The summary among the tracer's stderr lines (the last that parses).
+pub fn parse_summary(stderr: &str) -> Option<TextSummary> {
+    stderr.lines().rev().find_map(summary_line)
+}
+
+fn summary_line(line: &str) -> Option<TextSummary> {
+    let rest = line.strip_prefix("unlink-tracer: ")?;
+    let (lines, rest) = rest.split_once(" lines; ")?;
+    let mut s = TextSummary {
+        lines: lines.parse().ok()?,
+        ..TextSummary::default()
+    };
+    let mut fields = rest.split(", ");
+    let mut next = |name: &str| -> Option<String> {
+        fields
+            .next()?
+            .strip_prefix(name)?
+            .strip_prefix(' ')
+            .map(str::to_string)
+    };
+    s.events = next("events")?.parse().ok()?;
+    s.dropped = next("dropped")?.parse().ok()?;
+    s.unpaired_returns = next("returns without entry")?.parse().ok()?;
+    s.inflight = next("entries never returned")?.parse().ok()?;
+    s.lost_untracked = next("lost entries not remembered")?.parse().ok()?;
+    s.decode_errors = next("undecodable records")?.parse().ok()?;
+    s.kernel_missed = match next("kernel-reported missed")?.as_str() {
+        "not reported by this kernel" => None,
+        n => Some(n.parse().ok()?),
+    };
+    Some(s)
+}
+
 /// What a text line can be off by: its time is truncated to the µs, its
 /// latency rounded to one decimal of its unit (at most 0.05 ms shown as
 /// ms; latencies of seconds are not expected).
@@ -130,6 +181,34 @@ pub fn on_day_of(time_of_day_ns: u64, near: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_summaries_parse() {
+        let err = "unlink-tracer: kprobe mode on do_unlinkat s32 (s32 dfd, struct filename * name) (ret 32-bit); Ctrl-C to stop\n\
+                   unlink-tracer: 33 lines; events 32, dropped 1, returns without entry 2, entries never returned 3, lost entries not remembered 4, undecodable records 5, kernel-reported missed not reported by this kernel\n";
+        assert_eq!(
+            parse_summary(err),
+            Some(TextSummary {
+                lines: 33,
+                events: 32,
+                dropped: 1,
+                unpaired_returns: 2,
+                inflight: 3,
+                lost_untracked: 4,
+                decode_errors: 5,
+                kernel_missed: None,
+            })
+        );
+        let sid = "unlink-tracer: 2 lines; events 2, dropped 0, returns without entry 0, entries never returned 0, lost entries not remembered 0, undecodable records 0, kernel-reported missed 7";
+        assert_eq!(parse_summary(sid).map(|s| s.kernel_missed), Some(Some(7)));
+        for bad in [
+            "",
+            "unlink-tracer: x lines; events 1",
+            "unlink-tracer: 2 lines; events 2, dropped 0",
+        ] {
+            assert_eq!(parse_summary(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn lines_parse_back_into_their_fields() {

@@ -49,6 +49,13 @@ pub fn may_miss_returns(preemption: Option<bool>, release: &str) -> bool {
     preemption == Some(false) && (major, minor) < (6, 2)
 }
 
+/// Whether the kernel reports a kprobe link's missed hits (BPF link info
+/// `missed`, Linux 6.7+): the tracer's summary must carry
+/// `kernel_missed` exactly there. None when the release does not parse.
+pub fn reports_missed(release: &str) -> Option<bool> {
+    unlink_schema::release_version(release).map(|v| v >= (6, 7))
+}
+
 /// `6.1.0-50-amd64` → (6, 1) (the workspace's one parser,
 /// `unlink_schema::release_version`); unparsable → (0, 0).
 pub fn release_version(release: &str) -> (u32, u32) {
@@ -58,6 +65,20 @@ pub fn release_version(release: &str) -> (u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kernels_that_report_missed_hits() {
+        let cases = [
+            ("5.10.0-32-amd64", Some(false)),
+            ("6.6.9-amd64", Some(false)),
+            ("6.7.0-rc1-amd64", Some(true)),
+            ("7.2.13+deb14-amd64", Some(true)),
+            ("garbage", None),
+        ];
+        for (rel, want) in cases {
+            assert_eq!(reports_missed(rel), want, "{rel}");
+        }
+    }
 
     #[test]
     fn config_options() {

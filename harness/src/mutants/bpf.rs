@@ -1,8 +1,10 @@
-//! The BPF-C mutants: cargo-mutants cannot mutate C, so the project keeps a
-//! table of them (`mutants/bpf.toml`), at least one per statement of
-//! `bpf/unlink.bpf.c` that writes a record field, applies a filter or
-//! counts a loss. Each names the text it replaces (found exactly once) and
-//! the verdicts that must catch it, or why nothing can.
+//! Hand-written mutants: cargo-mutants cannot mutate C, so the project
+//! keeps a table of BPF-C mutants (`mutants/bpf.toml`), at least one per
+//! statement of `bpf/unlink.bpf.c` that writes a record field, applies a
+//! filter or counts a loss. Each names the text it replaces (found exactly
+//! once) and the verdicts that must catch it, or why nothing can. A table
+//! may name a Rust file too (`--table`: the test suite's own two mutants);
+//! its part follows the file.
 
 use serde::Deserialize;
 
@@ -87,7 +89,7 @@ pub fn parse(
             errors.push(format!("{id}: the replacement changes nothing"));
         }
         out.push(Mutant {
-            part: Part::Bpf,
+            part: Part::of_file(&e.file),
             id: e.id,
             what: e.what,
             edit: Edit {

@@ -36,6 +36,15 @@ impl Part {
             Part::Bpf => "bpf",
         }
     }
+
+    /// The part a file belongs to: Rust sources, or the BPF side.
+    pub fn of_file(file: &str) -> Part {
+        if file.ends_with(".rs") {
+            Part::Rust
+        } else {
+            Part::Bpf
+        }
+    }
 }
 
 /// One edit of one file: the text at `start..end` (byte offsets) becomes
