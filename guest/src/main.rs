@@ -35,7 +35,9 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use unlink_schema::protocol::{files, CONSOLE_MARKER, GUEST_START_MARKER, WORKDIR};
+use unlink_schema::protocol::{
+    files, CONSOLE_MARKER, GUEST_START_MARKER, PRINTK_TRACE_BUFFER_KIB, WORKDIR,
+};
 use unlink_schema::{RunOutcome, Scenario, Step, TracerMode};
 
 #[derive(Debug, Parser)]
@@ -287,6 +289,7 @@ fn run_all(args: &RunArgs) {
             load: None,
             kernel_symbol: kernel_symbol.clone(),
             options: None,
+            trace_buffer_kib: None,
         };
         let began = Instant::now();
         let result = match &prepared {
@@ -378,6 +381,9 @@ fn run(args: &RunArgs, sc: &Spec, out_dir: &Path, outcome: &mut RunOutcome) -> R
             .arg("--pid")
             .arg(std::process::id().to_string());
     }
+    if sc.mode == TracerMode::Printk {
+        tracer.args(["--trace-buffer-kib", &PRINTK_TRACE_BUFFER_KIB.to_string()]);
+    }
     if matches!(sc.work, Work::Storm) {
         // A ring too small for the storm: records are lost, and the gate
         // checks that every loss is counted (the burst checks that the
@@ -403,6 +409,9 @@ fn run(args: &RunArgs, sc: &Spec, out_dir: &Path, outcome: &mut RunOutcome) -> R
         std::thread::sleep(Duration::from_millis(20));
     }
     outcome.attach_s = start.elapsed().as_secs_f64();
+    if sc.mode == TracerMode::Printk {
+        outcome.trace_buffer_kib = oracle::trace_buffer_kib();
+    }
 
     let work_start = Instant::now();
     let steps: Result<Vec<Step>> = match sc.work {

@@ -373,7 +373,7 @@ pub fn run(
 /// then one bad value of each option that takes one (each at the edge of
 /// what is valid: 0 and negative numbers, a comm of 0 and 16 bytes; a
 /// negative number as `--opt=-1`, or clap takes it for an option).
-pub const CLI_RUNS: [&[&str]; 8] = [
+pub const CLI_RUNS: [&[&str]; 13] = [
     &["--show-target"],
     &["--count", "0"],
     &["--duration", "0"],
@@ -382,19 +382,35 @@ pub const CLI_RUNS: [&[&str]; 8] = [
     &["--comm", "sixteen-bytes-xy"],
     &["--mode", "nosuch"],
     &["--pid=-1"],
+    &["--ringbuf-kib", "3"],
+    &["--ringbuf-kib", "2"],
+    &["--trace-buffer-kib", "0"],
+    // A function the kernel does not have: refused once the BTF is read
+    // (exit 1), naming the unlink functions it does have.
+    &["--symbol", "no_such_unlinkat", "--show-target"],
+    // The default's function asked for by name: the same target.
+    &["--symbol", "SYMBOL", "--show-target"],
 ];
 
 fn cli_runs(tracer: &Path) -> Result<Vec<CliRun>> {
     // All at once: each is a process start and little else.
+    let symbol = crate::oracle::symbol().unwrap_or_default();
     let mut children = Vec::new();
     for args in CLI_RUNS {
+        let args: Vec<&str> = args
+            .iter()
+            .map(|a| if *a == "SYMBOL" { symbol.as_str() } else { a })
+            .collect();
         let child = Command::new(tracer)
-            .args(args)
+            .args(&args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .with_context(|| format!("running {} {}", tracer.display(), args.join(" ")))?;
-        children.push((args, child));
+        children.push((
+            args.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+            child,
+        ));
     }
     let mut out = Vec::new();
     for (args, child) in children {
@@ -402,7 +418,7 @@ fn cli_runs(tracer: &Path) -> Result<Vec<CliRun>> {
             .wait_with_output()
             .with_context(|| format!("waiting for {} {}", tracer.display(), args.join(" ")))?;
         out.push(CliRun {
-            args: args.iter().map(|a| a.to_string()).collect(),
+            args,
             exit_code: o.status.code(),
             stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&o.stderr).into_owned(),

@@ -23,6 +23,13 @@ fn tracefs() -> Result<PathBuf> {
         .context("no tracefs with kprobe_events in the guest")
 }
 
+/// The top-level trace buffer's size per CPU in KiB (`buffer_size_kb`:
+/// `2048`, or `2048 (expanded: 1408)` before first use).
+pub fn trace_buffer_kib() -> Option<u32> {
+    let text = fs::read_to_string(tracefs().ok()?.join("buffer_size_kb")).ok()?;
+    text.split_whitespace().next()?.parse().ok()
+}
+
 /// The traced function, chosen independently of the BPF tracer: the first
 /// unlink-path candidate the kernel can probe.
 pub fn symbol() -> Result<String> {

@@ -226,6 +226,11 @@ pub struct RunOutcome {
     /// The options scenario: the tracers it ran and who made which calls.
     #[serde(default)]
     pub options: Option<OptionsRun>,
+    /// printk mode: the kernel's trace buffer size per CPU (tracefs
+    /// `buffer_size_kb`) once the tracer, run with `--trace-buffer-kib`,
+    /// was attached.
+    #[serde(default)]
+    pub trace_buffer_kib: Option<u32>,
 }
 
 /// The options scenario (`options`): one workload, a second process

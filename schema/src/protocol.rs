@@ -6,6 +6,10 @@ pub const GUEST_OUT: &str = "/run/unlink-out";
 /// The guest-local tmpfs the workloads run on (never the share).
 pub const WORKDIR: &str = "/run/unlink-work";
 
+/// The printk scenario's `--trace-buffer-kib`: not the kernel's default
+/// (1408 on Debian), so the gate can tell from tracefs that it was applied.
+pub const PRINTK_TRACE_BUFFER_KIB: u32 = 2048;
+
 /// Every console line of the agent starts with this.
 pub const CONSOLE_MARKER: &str = "UNLINK-GUEST: ";
 /// The agent's first line: the guest is up (the run deadline starts).

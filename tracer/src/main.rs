@@ -54,12 +54,12 @@ struct Cli {
     /// to stderr). For load tests, where formatting would be the bottleneck.
     #[arg(long)]
     quiet: bool,
-    /// Ring buffer size in KiB (a power of two, at least the page size) [default: 4096].
-    #[arg(long)]
+    /// Ring buffer size in KiB: a power of two from 4 (a page) to 1048576 [default: 4096].
+    #[arg(long, value_parser = parse_ringbuf_kib)]
     ringbuf_kib: Option<u32>,
     /// printk mode: set the kernel's trace buffer to this many KiB per CPU
     /// (the tutorial's lines are lost when the reader falls behind a full buffer).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     trace_buffer_kib: Option<u32>,
     /// Show libbpf's own messages (verifier log included) on stderr.
     #[arg(short, long)]
@@ -74,6 +74,15 @@ fn parse_comm(s: &str) -> Result<String, String> {
         1..=15 => Ok(s.to_string()),
         n => Err(format!(
             "`{s}` is {n} bytes; a command name (the kernel's comm) is 1 to 15 bytes"
+        )),
+    }
+}
+
+fn parse_ringbuf_kib(s: &str) -> Result<u32, String> {
+    match s.parse::<u32>() {
+        Ok(k) if k.is_power_of_two() && (4..=1 << 20).contains(&k) => Ok(k),
+        _ => Err(format!(
+            "`{s}`: the ring buffer is a power of two of KiB from 4 (a page) to 1048576"
         )),
     }
 }

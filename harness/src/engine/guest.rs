@@ -233,6 +233,12 @@ pub(super) fn boot_guest(c: &CellRun, gb: &GuestBoot) -> Boot {
             Status::Interrupted,
             anyhow::anyhow!("the run was cancelled; QEMU killed"),
         )),
+        BootEnd::Failure(f) if f.kind == boot::QEMU_ABORT => {
+            Err(CellFailure::error(anyhow::anyhow!(
+                "QEMU itself aborted (an emulator bug, not the kernel's or the tracer's): {}",
+                f.line
+            )))
+        }
         BootEnd::Failure(f) => Err(CellFailure::new(
             Status::Fail,
             anyhow::anyhow!("{} in the guest: {}", f.kind, f.line),

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use unlink_schema::protocol::files;
+use unlink_schema::protocol::{files, PRINTK_TRACE_BUFFER_KIB};
 use unlink_schema::{RunOutcome, Scenario, Step, FILENAME_BUF};
 
 pub mod check;
@@ -374,6 +374,15 @@ pub fn callers_exercised(steps: &[Step]) -> Result<String, String> {
 /// The tutorial's printk lines for the workload's calls, with the right ret.
 fn check_printk(dir: &Path) -> Result<String> {
     let run = read_run(dir)?;
+    // The kernel rounds the size up to whole pages of its ring buffer
+    // (2048 shows as 2051 on every kernel of the matrix): a page at most.
+    anyhow::ensure!(
+        run.outcome
+            .trace_buffer_kib
+            .is_some_and(|k| (PRINTK_TRACE_BUFFER_KIB..PRINTK_TRACE_BUFFER_KIB + 4).contains(&k)),
+        "--trace-buffer-kib {PRINTK_TRACE_BUFFER_KIB}: tracefs buffer_size_kb was {:?} once the tracer attached",
+        run.outcome.trace_buffer_kib
+    );
     let lines: Vec<PrintkLine> = run.trace.lines().filter_map(check::parse_printk).collect();
     for s in &run.steps {
         let entry = PrintkLine::Entry {

@@ -289,9 +289,47 @@ pub fn check_cli(i: &OptionsInput, ret_width_bits: Option<u32>) -> Result<String
         )
     })?;
     check_target(&t, i.symbol, ret_width_bits).map_err(|e| format!("cli: --show-target: {e}"))?;
+    // `--symbol NAME --show-target`: the kernel's function by name is the
+    // same target; a function it does not have is refused once the BTF is
+    // read (exit 1, one line naming what it has).
+    let named: Vec<&CliRun> = runs
+        .iter()
+        .filter(|r| r.args.first().is_some_and(|a| a == "--symbol"))
+        .collect();
+    let mut symbols = 0;
+    for r in &named {
+        let asked = r.args.get(1).map(String::as_str).unwrap_or_default();
+        if asked == i.symbol {
+            if r.exit_code != Some(0) || r.stdout != show.stdout {
+                return Err(format!(
+                    "cli: `--symbol {asked} --show-target` gave `{}` (exit {:?}), not the default's target",
+                    r.stdout.trim(),
+                    r.exit_code
+                ));
+            }
+        } else if r.exit_code != Some(1)
+            || r.stderr.lines().count() != 1
+            || !r.stderr.contains(asked)
+            || !r.stderr.contains(i.symbol)
+        {
+            return Err(format!(
+                "cli: `{}` exited with {:?} and said `{}`: want exit 1, one line naming {asked} and the kernel's {}",
+                r.args.join(" "),
+                r.exit_code,
+                r.stderr.trim(),
+                i.symbol
+            ));
+        }
+        symbols += 1;
+    }
+    if symbols < 2 {
+        return Err(
+            "cli: --symbol was not tried with the kernel's function and an unknown one".into(),
+        );
+    }
     let bad: Vec<&CliRun> = runs
         .iter()
-        .filter(|r| r.args != ["--show-target"])
+        .filter(|r| r.args != ["--show-target"] && !named.contains(r))
         .collect();
     if bad.is_empty() {
         return Err("cli: no bad argument was tried".into());
@@ -309,7 +347,7 @@ pub fn check_cli(i: &OptionsInput, ret_width_bits: Option<u32>) -> Result<String
         }
     }
     Ok(format!(
-        "--show-target {} `{}` agrees with tracefs and the traced runs; {} bad arguments refused (exit 2)",
+        "--show-target {} `{}` agrees with tracefs and the traced runs, also by --symbol; an unknown --symbol refused; {} bad arguments refused (exit 2)",
         t.symbol,
         t.proto,
         bad.len()
@@ -604,12 +642,23 @@ mod tests {
             r.cli.insert(0, show);
             r
         };
-        r.cli = vec![CliRun {
-            args: vec!["--count".into(), "0".into()],
-            exit_code: Some(2),
-            stdout: String::new(),
-            stderr: "error: invalid value '0' for '--count <COUNT>'".into(),
-        }];
+        let target = r#"{"symbol":"do_unlinkat","proto":"s32 (s32 dfd, struct filename * name)","ret_is_int":true,"dfd_arg":0,"name_arg":1}"#;
+        let run = |args: &[&str], code, stdout: &str, stderr: &str| CliRun {
+            args: args.iter().map(|a| a.to_string()).collect(),
+            exit_code: Some(code),
+            stdout: stdout.into(),
+            stderr: stderr.into(),
+        };
+        r.cli = vec![
+            run(&["--count", "0"], 2, "", "error: invalid value '0' for '--count <COUNT>'"),
+            run(&["--symbol", "do_unlinkat", "--show-target"], 0, target, ""),
+            run(
+                &["--symbol", "no_such_unlinkat", "--show-target"],
+                1,
+                "",
+                "unlink-tracer: no_such_unlinkat: not a function in the kernel's BTF; unlink functions there: do_unlinkat\n",
+            ),
+        ];
         let ok = i(&r);
         let input = |r| OptionsInput {
             run: r,
@@ -627,8 +676,20 @@ mod tests {
         let e = check_cli(&input(&accepted), Some(32)).unwrap_err();
         assert!(e.starts_with("cli: `--count 0` exited with Some(0)"), "{e}");
         let mut none = ok.clone();
-        none.cli.truncate(1);
+        none.cli.remove(1);
         assert!(check_cli(&input(&none), Some(32)).is_err());
+        // An unknown --symbol accepted, or the kernel's giving another target.
+        let mut unknown = ok.clone();
+        unknown.cli[3].exit_code = Some(0);
+        let e = check_cli(&input(&unknown), Some(32)).unwrap_err();
+        assert!(e.starts_with("cli: `--symbol no_such_unlinkat"), "{e}");
+        let mut named = ok.clone();
+        named.cli[2].stdout = String::new();
+        let e = check_cli(&input(&named), Some(32)).unwrap_err();
+        assert!(
+            e.starts_with("cli: `--symbol do_unlinkat --show-target` gave"),
+            "{e}"
+        );
         let e = check_cli(&input(&r), Some(32)).unwrap_err();
         assert!(e.starts_with("cli: no --show-target"), "{e}");
     }

@@ -127,6 +127,11 @@ fn host_load_line() -> String {
     )
 }
 
+/// The kind of a [`ConsoleFailure`] that is QEMU's own assertion, not
+/// the guest's: the cell is an error of the emulator, not a failure of
+/// the kernel or the tracer.
+pub const QEMU_ABORT: &str = "QEMU assertion";
+
 /// Console patterns that mean the guest kernel is broken.
 const FAILURES: &[(&str, &str)] = &[
     ("Kernel panic", "kernel panic"),
@@ -243,6 +248,15 @@ pub const SHARE_FAILURE: &str = "shared root mount failure";
 
 /// Recognises a failure in one console line.
 pub fn console_failure(line: &str) -> Option<ConsoleFailure> {
+    // QEMU's own abort (its stderr shares the console log): seen once in
+    // ~40 boots here, `iotlb_to_section: Assertion ... failed` while the
+    // guest kernel set up its PCI BARs under multi-threaded TCG.
+    if line.starts_with("qemu-system-") && line.contains("Assertion") {
+        return Some(ConsoleFailure {
+            kind: QEMU_ABORT,
+            line: line.trim().to_string(),
+        });
+    }
     FAILURES
         .iter()
         .find(|(pat, _)| line.contains(pat))
@@ -572,6 +586,10 @@ mod tests {
                 Some("RCU stall"),
             ),
             ("[    5.5] Oops: 0000 [#1] PREEMPT SMP", Some("oops")),
+            (
+                "qemu-system-x86_64: system/physmem.c:2678: iotlb_to_section: Assertion `section_index < d->map.sections_nb' failed.",
+                Some(QEMU_ABORT),
+            ),
             ("[    0.0] Linux version 6.1.0", None),
             (
                 "[ 3.7] virtme initramfs: your host's virtfs is broken -- using a fallback tmpfs",

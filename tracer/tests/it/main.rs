@@ -50,6 +50,10 @@ fn bad_arguments_exit_2() {
         &["--comm", ""],
         &["--count", "0"],
         &["--count", "-1"],
+        &["--ringbuf-kib", "3"],
+        &["--ringbuf-kib", "2"],
+        &["--ringbuf-kib", "2097152"],
+        &["--trace-buffer-kib", "0"],
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_unlink-tracer"))
             .args(args)
