@@ -209,12 +209,12 @@ pub fn run(args: MutantsArgs) -> Result<ExitCode> {
     if let Some(code) = super::signals::cancelled_code() {
         return Ok(code);
     }
-    let missed = joined
+    let unsettled = joined
         .mutants
         .iter()
-        .filter(|j| j.outcome == Outcome::Missed)
+        .filter(|j| matches!(j.outcome, Outcome::Missed | Outcome::Error))
         .count();
-    Ok(if missed == 0 {
+    Ok(if unsettled == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

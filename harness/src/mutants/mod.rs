@@ -145,6 +145,9 @@ pub enum Outcome {
     Unviable { error: String },
     /// The cell ran out of its deadline.
     Timeout,
+    /// The cell could not run the gate (the emulator aborted, the host
+    /// failed): the mutant is not judged; rerun it with `--only`.
+    Error,
     /// Not run: the budget was spent, or the run was stopped.
     NotRun,
 }
@@ -157,17 +160,19 @@ impl Outcome {
             Outcome::Equivalent => "equivalent",
             Outcome::Unviable { .. } => "unviable",
             Outcome::Timeout => "timeout",
+            Outcome::Error => "error",
             Outcome::NotRun => "not-run",
         }
     }
 
     /// The order of the report's columns.
-    pub const NAMES: [&'static str; 6] = [
+    pub const NAMES: [&'static str; 7] = [
         "caught",
         "missed",
         "equivalent",
         "unviable",
         "timeout",
+        "error",
         "not-run",
     ];
 }
@@ -219,13 +224,12 @@ pub fn judge(m: &Mutant, cell: &CellResult) -> (Outcome, String, Option<String>)
         Status::Pass => Outcome::Missed,
         Status::Timeout => Outcome::Timeout,
         Status::Interrupted => Outcome::NotRun,
-        Status::Fail | Status::Error => Outcome::Caught {
-            verdicts: if failed.is_empty() {
-                vec![format!("cell {}", status_name(cell.status))]
-            } else {
-                failed.clone()
-            },
+        Status::Fail if !failed.is_empty() => Outcome::Caught {
+            verdicts: failed.clone(),
         },
+        // A cell error (and a failure no verdict names) is the emulator's
+        // or the host's, not the gate's judgement of the mutant.
+        Status::Fail | Status::Error => Outcome::Error,
         Status::ExpectedLimitation => Outcome::Missed,
     };
     let note = match &outcome {
@@ -246,13 +250,6 @@ pub fn judge(m: &Mutant, cell: &CellResult) -> (Outcome, String, Option<String>)
         _ => None,
     };
     (outcome, detail, note)
-}
-
-fn status_name(s: Status) -> String {
-    serde_json::to_value(s)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_else(|| format!("{s:?}"))
 }
 
 /// Which mutants a run takes (pure): those whose key contains one of
@@ -424,10 +421,13 @@ mod tests {
             verdicts: v.iter().map(|s| s.to_string()).collect(),
         };
         type Case<'a> = (&'a Mutant, Status, &'a [&'a str], Outcome, Option<&'a str>);
-        let cases: [Case; 8] = [
+        let cases: [Case; 10] = [
             (&plain, Status::Pass, &[], Outcome::Missed, None),
             (&plain, Status::Fail, &["fields"], caught(&["fields"]), None),
-            (&plain, Status::Error, &[], caught(&["cell error"]), None),
+            // QEMU aborted, the host failed: not the gate's judgement.
+            (&plain, Status::Error, &[], Outcome::Error, None),
+            (&plain, Status::Fail, &[], Outcome::Error, None),
+            (&equivalent, Status::Error, &[], Outcome::Error, None),
             (&plain, Status::Timeout, &[], Outcome::Timeout, None),
             (
                 &expected,

@@ -80,11 +80,12 @@ pub fn figure(r: &MutantsReport, part: Part) -> String {
         100.0 * (n("caught") + n("timeout")) as f64 / judged as f64
     };
     format!(
-        "{} caught (+{} timeouts) of {judged} that build and can change the output ({pct:.0} %); {} equivalent, {} unviable, {} not run",
+        "{} caught (+{} timeouts) of {judged} that build and can change the output ({pct:.0} %); {} equivalent, {} unviable, {} not judged (the cell errored), {} not run",
         n("caught"),
         n("timeout"),
         n("equivalent"),
         n("unviable"),
+        n("error"),
         n("not-run")
     )
 }
@@ -143,6 +144,12 @@ pub fn markdown(r: &MutantsReport) -> String {
         true,
     );
     section(&mut md, "Timeout", &|j| j.outcome == Outcome::Timeout, true);
+    section(
+        &mut md,
+        "Error: the cell could not run the gate (rerun with --only)",
+        &|j| j.outcome == Outcome::Error,
+        false,
+    );
     section(
         &mut md,
         "Unviable: did not build",
