@@ -486,13 +486,16 @@ fn slug(id: &str) -> String {
     s.chars().take(80).collect()
 }
 
-/// The copy of the checkout the mutants are built in; its files are kept
-/// byte-equal to the checkout's (only changed files are rewritten, so
-/// cargo rebuilds only what a mutant touches).
+/// The copy of the checkout the mutants are built in; its files are made
+/// byte-equal to the checkout's when the run starts (only changed files
+/// are rewritten, so cargo rebuilds only what a mutant touches), and each
+/// mutant is planted in, and taken out of, that copy: the checkout may be
+/// edited while a run of hours goes on without moving the mutants' edits.
 struct Scratch {
-    root: PathBuf,
     tree: PathBuf,
     target: PathBuf,
+    /// Each mutated file as the run found it.
+    pristine: std::cell::RefCell<std::collections::HashMap<String, String>>,
 }
 
 impl Scratch {
@@ -530,15 +533,23 @@ impl Scratch {
             }
         }
         Ok(Scratch {
-            root: root.to_path_buf(),
             tree,
             target: base.join(format!("target-{w}")),
+            pristine: Default::default(),
         })
     }
 
+    /// The mutant's file as the run started (read from the copy before
+    /// any mutant of it was planted there).
     fn original(&self, m: &Mutant) -> Result<String> {
-        std::fs::read_to_string(self.root.join(&m.edit.file))
-            .with_context(|| format!("reading {}", m.edit.file))
+        let mut known = self.pristine.borrow_mut();
+        if let Some(t) = known.get(&m.edit.file) {
+            return Ok(t.clone());
+        }
+        let t = std::fs::read_to_string(self.tree.join(&m.edit.file))
+            .with_context(|| format!("reading {}", m.edit.file))?;
+        known.insert(m.edit.file.clone(), t.clone());
+        Ok(t)
     }
 
     fn diff(&self, m: &Mutant) -> String {
