@@ -511,16 +511,30 @@ fn prepare_workdir() -> Result<()> {
     Ok(())
 }
 
-/// SIGINT, then wait up to 30 s, then SIGKILL.
+/// Set once a tracer outlived its grace after SIGINT: it ignores the
+/// signal, and every later stop gives it a second only, so a tracer that
+/// cannot be stopped fails its scenarios by name (a killed run has no exit
+/// code) instead of running the cell out of its deadline.
+static SIGINT_IGNORED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// SIGINT, then wait up to 30 s (1 s once a tracer ignored it), then
+/// SIGKILL.
 pub(crate) fn stop(child: &mut Child) -> Result<Option<i32>> {
+    use std::sync::atomic::Ordering;
     let pid = Pid::from_raw(child.id() as i32);
     let _ = kill(pid, Signal::SIGINT);
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let grace = if SIGINT_IGNORED.load(Ordering::Relaxed) {
+        Duration::from_secs(1)
+    } else {
+        Duration::from_secs(30)
+    };
+    let deadline = Instant::now() + grace;
     loop {
         if let Some(status) = child.try_wait()? {
             return Ok(status.code());
         }
         if Instant::now() > deadline {
+            SIGINT_IGNORED.store(true, Ordering::Relaxed);
             let _ = child.kill();
             let status = child.wait()?;
             return Ok(status.code());

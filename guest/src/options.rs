@@ -300,6 +300,18 @@ pub fn run(
         }
         Ok(theirs)
     });
+    // The `--count` tracer is held (SIGSTOP) while the agent calls, so all
+    // its calls wait in the ring and its first drain holds more than
+    // `--count` of them: the count must stop the printing inside a drain,
+    // not only between two (a tracer that checks it once per drain printed
+    // all 9 and passed when the calls came one per drain).
+    let count_pid = tracers
+        .iter()
+        .find(|t| t.probe == OptionProbe::Count)
+        .map(|t| nix::unistd::Pid::from_raw(t.child.id() as i32))
+        .context("the count tracer")?;
+    nix::sys::signal::kill(count_pid, nix::sys::signal::Signal::SIGSTOP)
+        .context("holding the count tracer")?;
     let mine = calls("a").and_then(|mut v| {
         let helper = std::thread::spawn(helper_calls)
             .join()
@@ -307,6 +319,8 @@ pub fn run(
         v.extend(helper);
         Ok(v)
     });
+    nix::sys::signal::kill(count_pid, nix::sys::signal::Signal::SIGCONT)
+        .context("resuming the count tracer")?;
     let theirs = starter
         .join()
         .map_err(|_| anyhow::anyhow!("the thread starting the other processes panicked"))??;
@@ -412,16 +426,41 @@ fn cli_runs(tracer: &Path) -> Result<Vec<CliRun>> {
             child,
         ));
     }
-    let mut out = Vec::new();
+    // Each is waited for on its own thread, so one that never exits (a bad
+    // argument taken: the tracer traces) is killed at the limit and judged
+    // by the cli verdict instead of holding the cell until its deadline.
+    let mut waits = Vec::new();
     for (args, child) in children {
-        let o = child
-            .wait_with_output()
-            .with_context(|| format!("waiting for {} {}", tracer.display(), args.join(" ")))?;
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait_with_output());
+        });
+        waits.push((args, pid, rx));
+    }
+    let limit = Instant::now() + Duration::from_secs(unlink_schema::protocol::CLI_RUN_LIMIT_S);
+    let mut out = Vec::new();
+    for (args, pid, rx) in waits {
+        let left = limit.saturating_duration_since(Instant::now());
+        let (o, killed) = match rx.recv_timeout(left) {
+            Ok(o) => (o, false),
+            Err(_) => {
+                // Not reaped yet (its thread still waits), so the pid is its.
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                let o = rx
+                    .recv()
+                    .with_context(|| format!("waiting for the killed {}", args.join(" ")))?;
+                (o, true)
+            }
+        };
+        let o =
+            o.with_context(|| format!("waiting for {} {}", tracer.display(), args.join(" ")))?;
         out.push(CliRun {
             args,
             exit_code: o.status.code(),
             stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+            killed,
         });
     }
     Ok(out)

@@ -262,6 +262,10 @@ pub struct CliRun {
     pub exit_code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
+    /// It had not exited after [`protocol::CLI_RUN_LIMIT_S`] and was
+    /// killed (a bad argument taken, the tracer tracing).
+    #[serde(default)]
+    pub killed: bool,
 }
 
 /// What each tracer of the options scenario is for.

@@ -10,6 +10,10 @@ pub const WORKDIR: &str = "/run/unlink-work";
 /// (1408 on Debian), so the gate can tell from tracefs that it was applied.
 pub const PRINTK_TRACE_BUFFER_KIB: u32 = 2048;
 
+/// Seconds a run of the tracer that traces nothing (`--show-target`, a bad
+/// argument) may take before the agent kills it: each exits at once.
+pub const CLI_RUN_LIMIT_S: u64 = 20;
+
 /// Every console line of the agent starts with this.
 pub const CONSOLE_MARKER: &str = "UNLINK-GUEST: ";
 /// The agent's first line: the guest is up (the run deadline starts).

@@ -271,6 +271,14 @@ pub fn check_duration(i: &OptionsInput, o: &ProbeOutput) -> Result<String, Strin
 /// checked). Every bad argument: exit 2, the option named on stderr.
 pub fn check_cli(i: &OptionsInput, ret_width_bits: Option<u32>) -> Result<String, String> {
     let runs = &i.run.cli;
+    if let Some(r) = runs.iter().find(|r| r.killed) {
+        return Err(format!(
+            "cli: `{}` had not exited after {} s and was killed: {}",
+            r.args.join(" "),
+            unlink_schema::protocol::CLI_RUN_LIMIT_S,
+            r.stderr.lines().next().unwrap_or("it said nothing")
+        ));
+    }
     let show = runs
         .iter()
         .find(|r| r.args == ["--show-target"])
@@ -637,6 +645,7 @@ mod tests {
                 exit_code: Some(0),
                 stdout: r#"{"symbol":"do_unlinkat","proto":"s32 (s32 dfd, struct filename * name)","ret_is_int":true,"dfd_arg":0,"name_arg":1}"#.into(),
                 stderr: String::new(),
+                killed: false,
             };
             let mut r = r.clone();
             r.cli.insert(0, show);
@@ -648,6 +657,7 @@ mod tests {
             exit_code: Some(code),
             stdout: stdout.into(),
             stderr: stderr.into(),
+            killed: false,
         };
         r.cli = vec![
             run(&["--count", "0"], 2, "", "error: invalid value '0' for '--count <COUNT>'"),
@@ -675,6 +685,15 @@ mod tests {
         accepted.cli[1].exit_code = Some(0);
         let e = check_cli(&input(&accepted), Some(32)).unwrap_err();
         assert!(e.starts_with("cli: `--count 0` exited with Some(0)"), "{e}");
+        // A bad argument taken: the tracer traced until the agent killed it.
+        let mut hung = ok.clone();
+        hung.cli[1].exit_code = None;
+        hung.cli[1].killed = true;
+        let e = check_cli(&input(&hung), Some(32)).unwrap_err();
+        assert!(
+            e.starts_with("cli: `--count 0` had not exited after 20 s and was killed"),
+            "{e}"
+        );
         let mut none = ok.clone();
         none.cli.remove(1);
         assert!(check_cli(&input(&none), Some(32)).is_err());

@@ -28,7 +28,11 @@ pub fn parse_line(line: &str) -> Result<JsonEvent, String> {
     let dfd = match dfd {
         "AT_FDCWD" => Some(-100),
         "-" => None,
-        n => Some(n.parse().map_err(|_| bad("bad dfd"))?),
+        n => match n.parse().map_err(|_| bad("bad dfd"))? {
+            // The line spells the current directory's fd by name.
+            -100 => return Err(bad("dfd -100 printed as a number, not AT_FDCWD")),
+            fd => Some(fd),
+        },
     };
     let (filename, truncated, unreadable, rest) = if let Some(r) = rest.strip_prefix("<unreadable>")
     {
@@ -284,6 +288,8 @@ mod tests {
             "12:00 x",
             "00:00:00.000000 rm do_unlinkat(",
             "00:00:00.000000 g[1/2] f(AT_FDCWD, \"a) = 0 <1ns>",
+            // The current directory's fd as a number, not AT_FDCWD.
+            r#"00:00:00.000000 g[1/2] f(-100, "a") = 0 <1ns>"#,
         ] {
             assert!(parse_line(bad).is_err(), "{bad}");
         }
