@@ -184,4 +184,7 @@ fn the_committed_table_applies() {
     let src = |f: &str| std::fs::read_to_string(root.join(f)).ok();
     let ms = parse(&text, &src, crate::gate::VERDICTS).unwrap_or_else(|e| panic!("{e:#?}"));
     assert!(ms.len() >= 30, "{} mutants", ms.len());
+    let hand = std::fs::read_to_string(root.join("mutants/hand.toml")).expect("mutants/hand.toml");
+    let ms = parse(&hand, &src, crate::gate::VERDICTS).unwrap_or_else(|e| panic!("{e:#?}"));
+    assert!(!ms.is_empty());
 }
