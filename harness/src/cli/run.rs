@@ -184,7 +184,7 @@ pub fn prepare(
             },
             // The probe's kernel is its cell's: fetched once, by whoever
             // comes first.
-            (Accel::Auto, Some(i), _) => match prefetch.kernel(i, &note) {
+            (Accel::Auto, Some(i), _) => match prefetch.kernel(&specs[i].0.to_string(), &note) {
                 Ok(img) => {
                     let c = accel::choose(args.accel, Arch::host(), &vng, &img.vmlinuz, report_dir);
                     accel::remember(&cache, &host_key, &c)?;

@@ -85,10 +85,9 @@ fn blank_row(plan: &Plan, cell: &CellSpec) -> CellResult {
     }
 }
 
-/// Runs cell `index` of the plan (its kernel is `prefetch`'s `index`).
+/// Runs one cell of the plan (its kernel is `prefetch`'s for its id).
 pub(super) fn run_cell(
     plan: &Plan,
-    index: usize,
     cell: &CellSpec,
     image: Option<&GuestImage>,
     prefetch: &Prefetch,
@@ -105,7 +104,7 @@ pub(super) fn run_cell(
         events.stage(Stage::Fetching);
         let fetching = Instant::now();
         let img = prefetch
-            .kernel(index, &note)
+            .kernel(&id.to_string(), &note)
             .map_err(|e| with_fault_hint(e, &plan.cache))
             .with_context(|| format!("fetching the {} kernel", id.alias))?;
         row.kernel_package = Some(img.package.clone());

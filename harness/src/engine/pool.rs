@@ -12,7 +12,7 @@ use super::{GuestImage, MatrixEvent, Plan};
 use crate::model::CellResult;
 
 /// Runs every cell, `plan.jobs` at a time; returns their results in plan
-/// order. `prefetch` was started with the plan's cells, in order.
+/// order. `prefetch` was started with (at least) the plan's cells.
 pub fn run(
     plan: &Plan,
     images: &[GuestImage],
@@ -31,7 +31,7 @@ pub fn run(
                         break;
                     }
                     let image = images.iter().find(|g| g.arch == cell.id.arch);
-                    let r = run_cell(plan, i, cell, image, prefetch, &tx);
+                    let r = run_cell(plan, cell, image, prefetch, &tx);
                     let _ = tx.send(MatrixEvent::Done(Box::new(r.clone())));
                     if let Ok(mut all) = results.lock() {
                         all[i] = Some(r);

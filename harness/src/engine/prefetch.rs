@@ -132,8 +132,19 @@ impl Prefetch {
         Prefetch { shared, threads }
     }
 
-    /// The kernel of cell `i`: fetched by whoever came first.
-    pub fn kernel(&self, i: usize, progress: &dyn Fn(&str)) -> Result<KernelImage> {
+    /// The kernel of cell `cell` (`alias/arch`, as given to [`start`]):
+    /// fetched by whoever came first. By name, not by position: a plan
+    /// cut down to some of the cells (the mutants runner's one-cell plans)
+    /// still gets each cell's own kernel.
+    ///
+    /// [`start`]: Prefetch::start
+    pub fn kernel(&self, cell: &str, progress: &dyn Fn(&str)) -> Result<KernelImage> {
+        let i = self
+            .shared
+            .kernels
+            .iter()
+            .position(|s| s.name == cell)
+            .ok_or_else(|| anyhow!("no kernel was set up for the cell {cell}"))?;
         if let Some(r) = self.shared.take_and_fetch(i, progress) {
             return r;
         }
@@ -241,4 +252,55 @@ fn recipe_name(recipe: &Path) -> String {
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| recipe.display().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Arch;
+
+    fn image(alias: &str) -> KernelImage {
+        KernelImage {
+            alias: alias.into(),
+            suite: "custom".into(),
+            arch: Arch::X86_64,
+            package: format!("/k/{alias}"),
+            version: "custom".into(),
+            release: String::new(),
+            vmlinuz: format!("/k/{alias}").into(),
+            vmlinuz_sha256: String::new(),
+            modules: PathBuf::new(),
+            config: None,
+            debs: Vec::new(),
+        }
+    }
+
+    /// The mutants runner cuts a plan down to one cell: that cell must get
+    /// its own kernel, not the first cell's (it booted bookworm's 6.1 as
+    /// "sid/x86_64" while the kernel was looked up by position).
+    #[test]
+    fn each_cell_gets_its_own_kernel_by_name() {
+        let cells = ["bookworm/x86_64", "sid/x86_64", "bullseye/x86_64"];
+        let p = Prefetch::start(
+            Path::new("/nonexistent-cache"),
+            cells
+                .iter()
+                .map(|c| (c.to_string(), KernelSource::Custom(image(c))))
+                .collect(),
+            Vec::new(),
+            Arc::new(|_: &str| {}),
+        );
+        for c in ["sid/x86_64", "bullseye/x86_64", "bookworm/x86_64"] {
+            assert_eq!(
+                p.kernel(c, &|_| {}).map(|k| k.alias).ok().as_deref(),
+                Some(c)
+            );
+        }
+        let e = p.kernel("trixie/x86_64", &|_| {}).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "no kernel was set up for the cell trixie/x86_64"
+        );
+        p.finish();
+    }
 }
