@@ -263,9 +263,9 @@ pub const SHARE_FAILURE: &str = "shared root mount failure";
 
 /// Recognises a failure in one console line.
 pub fn console_failure(line: &str) -> Option<ConsoleFailure> {
-    // QEMU's own abort (its stderr shares the console log): seen once in
-    // ~40 boots here, `iotlb_to_section: Assertion ... failed` while the
-    // guest kernel set up its PCI BARs under multi-threaded TCG.
+    // QEMU's own abort (its stderr shares the console log), e.g. the
+    // multi-threaded TCG race that [`TCG_ONE_THREAD`] avoids: any other
+    // still fails its cell as the emulator's error, never the tracer's.
     if line.starts_with("qemu-system-") && line.contains("Assertion") {
         return Some(ConsoleFailure {
             kind: QEMU_ABORT,
