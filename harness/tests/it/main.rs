@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
+use std::sync::{Condvar, LazyLock, Mutex};
 
 use serde_json::Value;
 use unlink_schema::protocol::files;
@@ -18,13 +18,52 @@ fn harness() -> Command {
     Command::new(env!("CARGO_BIN_EXE_harness"))
 }
 
-/// Guest boots share two cores: one test at a time boots guests, so each
-/// one's timings (and deadlines) mean what they say.
-static GUESTS: Mutex<()> = Mutex::new(());
-
-fn guests() -> std::sync::MutexGuard<'static, ()> {
-    GUESTS.lock().unwrap_or_else(|e| e.into_inner())
+/// Guest boots share the machine's cores: a TCG guest keeps one host
+/// thread busy. Each test holds a slot per guest it runs at once (a
+/// matrix: every slot), so two one-guest tests run side by side on two
+/// cores and no test's guests ever wait for a core another test took:
+/// timings and deadlines mean what they say.
+struct Slots {
+    free: Mutex<usize>,
+    freed: Condvar,
 }
+
+static SLOTS: LazyLock<(usize, Slots)> = LazyLock::new(|| {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (
+        cores,
+        Slots {
+            free: Mutex::new(cores),
+            freed: Condvar::new(),
+        },
+    )
+});
+
+/// Slots held until dropped.
+struct Held(usize);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let slots = &SLOTS.1;
+        *slots.free.lock().unwrap_or_else(|e| e.into_inner()) += self.0;
+        slots.freed.notify_all();
+    }
+}
+
+/// Waits for `n` slots (at most the machine's cores).
+fn guests(n: usize) -> Held {
+    let (cores, slots) = &*SLOTS;
+    let n = n.min(*cores);
+    let mut free = slots.free.lock().unwrap_or_else(|e| e.into_inner());
+    while *free < n {
+        free = slots.freed.wait(free).unwrap_or_else(|e| e.into_inner());
+    }
+    *free -= n;
+    Held(n)
+}
+
+/// Every slot: a matrix runs as many guests at once as there are cores.
+const ALL: usize = usize::MAX;
 
 /// Runs `harness matrix ARGS` into a fresh report dir.
 fn run_matrix(args: &[&str]) -> (tempfile::TempDir, Value, std::process::Output) {
@@ -83,7 +122,7 @@ fn snapshot_settings(cell: &Value) -> insta::Settings {
 /// itself establishes.
 #[test]
 fn the_whole_matrix_passes() {
-    let _g = guests();
+    let _g = guests(ALL);
     let (report, json, out) = run_matrix(&[]);
     let all = cells(&json);
     let mut referenced = std::collections::BTreeSet::new();
@@ -208,41 +247,6 @@ fn the_whole_matrix_passes() {
     );
 }
 
-/// A cell whose deadline cannot be met is reported as a timeout, QEMU is
-/// killed, and the other cells carry on and pass; the run exits non-zero.
-#[test]
-fn an_impossible_deadline_times_out_one_cell_only() {
-    let _g = guests();
-    let (_report, json, out) = run_matrix(&[
-        "--kernels",
-        "bookworm,trixie",
-        "--arch",
-        "x86_64",
-        "--cell-timeout",
-        "bookworm/x86_64=1",
-    ]);
-    let all = cells(&json);
-    let bookworm = all
-        .iter()
-        .find(|c| c["alias"] == "bookworm")
-        .expect("bookworm");
-    let trixie = all.iter().find(|c| c["alias"] == "trixie").expect("trixie");
-    assert_eq!(bookworm["status"], "timeout", "{bookworm:#}");
-    assert!(
-        bookworm["error"]
-            .as_str()
-            .is_some_and(|e| e.contains("did not boot within its 1s deadline")),
-        "{bookworm:#}"
-    );
-    assert_eq!(trixie["status"], "pass", "{trixie:#}");
-    assert_eq!(out.status.code(), Some(1));
-    let junit_cases = std::fs::read_to_string(_report.path().join("junit.xml")).expect("junit");
-    assert!(
-        junit_cases.contains("<testsuite name=\"bookworm/x86_64\""),
-        "{junit_cases}"
-    );
-}
-
 /// `--kernel-image` with `--kernel-modules`: a kernel the user has (here a
 /// Debian 6.12 image taken out of the cache, as if built by hand) runs as a
 /// `custom` cell through the same gate.
@@ -265,7 +269,7 @@ fn host_kernel(alias: &str) -> harness::kernels::kernel::KernelImage {
 #[test]
 fn a_users_own_kernel_image_is_a_cell() {
     let img = host_kernel("trixie");
-    let _g = guests();
+    let _g = guests(1);
     let image = img.vmlinuz.to_string_lossy().into_owned();
     let modules = img.modules.to_string_lossy().into_owned();
     let (_report, json, out) =
@@ -288,7 +292,7 @@ fn a_kernel_failure_keeps_its_whole_report() {
     use harness::vm::boot;
     let cache = harness::paths::cache_root();
     let img = host_kernel("bookworm");
-    let _g = guests();
+    let _g = guests(1);
     let dir = tempfile::tempdir().expect("temp dir");
     let spec = boot::BootSpec {
         vng: harness::host::setup::vng_path(&cache),
@@ -536,7 +540,9 @@ fn doctor_reports_each_check() {
 /// `--fail-above` and is refreshed by `--update-baseline`.
 #[test]
 fn an_overhead_run_measures_every_mode_and_gates_on_the_baseline() {
-    let _g = guests();
+    // One guest; its figures are counted instructions, not time, so a
+    // guest beside it changes none of them.
+    let _g = guests(1);
     let report = tempfile::tempdir().expect("temp dir");
     // A baseline in which the tracer cost a tenth of what it costs.
     let baseline = report.path().join("baseline.json");
@@ -1059,7 +1065,8 @@ fn survivors(tree: &[(u32, u64)], secs: u64) -> Vec<String> {
     }
 }
 
-/// SIGINT, SIGTERM, SIGKILL to a running two-cell matrix: within 5 s no
+/// SIGINT, SIGTERM, SIGKILL to a running two-cell matrix (before SIGINT,
+/// a second run into its report directory is refused): within 5 s no
 /// process it started is alive (QEMU, vng, virtiofsd: its whole tree, by
 /// pid and start time); on SIGINT/SIGTERM the report marks the unfinished
 /// cells `interrupted` and the exit code is 128 + the signal.
@@ -1067,7 +1074,7 @@ fn survivors(tree: &[(u32, u64)], secs: u64) -> Vec<String> {
 fn a_signalled_matrix_leaves_nothing_behind() {
     use nix::sys::signal::{kill, Signal};
     use std::os::unix::process::ExitStatusExt;
-    let _g = guests();
+    let _g = guests(ALL);
     for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGKILL] {
         let Running {
             mut child,
@@ -1079,6 +1086,9 @@ fn a_signalled_matrix_leaves_nothing_behind() {
             tree.iter().any(|(p, _)| comm(*p).starts_with("virtiofsd")),
             "{sig}: no virtiofsd in the tree: {tree:?}"
         );
+        if sig == Signal::SIGINT {
+            a_second_run_is_refused(report.path(), child.id());
+        }
         let pid = nix::unistd::Pid::from_raw(child.id() as i32);
         kill(pid, sig).expect("signalling the harness");
         let sent = std::time::Instant::now();
@@ -1117,61 +1127,109 @@ fn a_signalled_matrix_leaves_nothing_behind() {
     }
 }
 
-/// A matrix that ends by itself leaves no process of its tree either (its
-/// guests, their virtiofsd daemons, the guard).
+/// A matrix that ends by itself, one cell by a deadline it cannot meet:
+/// that cell is a timeout (its QEMU killed), the other cell carries on and
+/// passes, the run exits 1, and no process it started is left (the
+/// guests, their virtiofsd daemons, the guard: every process seen in its
+/// tree while it ran), nor a file in its TMPDIR.
 #[test]
 fn a_finished_matrix_leaves_nothing_behind() {
-    let _g = guests();
-    let Running {
-        mut child,
-        report,
-        tree,
-        tmp,
-    } = matrix_with_guests_up();
-    let status = child.wait().expect("waiting for the harness");
-    assert!(
-        status.success(),
-        "the matrix failed ({status}):\n{}",
-        run_story(report.path())
-    );
+    let _g = guests(ALL);
+    let report = tempfile::tempdir().expect("temp dir");
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let mut child = harness()
+        .env("TMPDIR", tmp.path())
+        .args([
+            "matrix",
+            "--kernels",
+            "bookworm,trixie",
+            "--arch",
+            "x86_64",
+            "--accel",
+            "tcg",
+            "--jobs",
+            "2",
+            "--cell-timeout",
+            "bookworm/x86_64=1",
+            "--report",
+        ])
+        .arg(report.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(
+            std::fs::File::create(report.path().join(HARNESS_ERR)).expect("harness stderr file"),
+        )
+        .spawn()
+        .expect("starting harness matrix");
+    // Every process of its tree, with its name, as seen while it ran.
+    let mut seen: std::collections::BTreeMap<(u32, u64), String> = Default::default();
+    let status = loop {
+        for p in descendants(child.id()) {
+            seen.entry(p).or_insert_with(|| comm(p.0));
+        }
+        if let Some(status) = child.try_wait().expect("waiting for the harness") {
+            break status;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let story = run_story(report.path());
+    for daemon in ["qemu-system", "virtiofsd"] {
+        assert!(
+            seen.values().any(|c| c.starts_with(daemon)),
+            "no {daemon} seen in the tree: {seen:?}\n{story}"
+        );
+    }
+    let tree: Vec<(u32, u64)> = seen.keys().copied().collect();
     let left = survivors(&tree, 5);
     assert!(
         left.is_empty(),
-        "still alive after a normal run ({status}): {left:?}"
+        "still alive after the run ended ({status}): {left:?}"
     );
     assert_eq!(temp_files(&tmp), Vec::<String>::new(), "left in TMPDIR");
+    let json: Value = serde_json::from_slice(
+        &std::fs::read(report.path().join("matrix.json")).expect("matrix.json written"),
+    )
+    .expect("matrix.json");
+    let all = cells(&json);
+    let cell = |alias: &str| {
+        all.iter()
+            .find(|c| c["alias"] == alias)
+            .unwrap_or_else(|| panic!("no {alias} cell: {json:#}"))
+    };
+    let (bookworm, trixie) = (cell("bookworm"), cell("trixie"));
+    assert_eq!(bookworm["status"], "timeout", "{bookworm:#}");
+    assert!(
+        bookworm["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("did not boot within its 1s deadline")),
+        "{bookworm:#}"
+    );
+    assert_eq!(trixie["status"], "pass", "{trixie:#}\n{story}");
+    assert_eq!(status.code(), Some(1), "{status}");
+    let junit = std::fs::read_to_string(report.path().join("junit.xml")).expect("junit");
+    assert!(
+        junit.contains("<testsuite name=\"bookworm/x86_64\""),
+        "{junit}"
+    );
     eprintln!(
         "a finished run: {status}; {} processes of its tree gone",
         tree.len()
     );
 }
 
-/// Two matrices into one report directory: the second refuses in one line
-/// naming the run that holds it, and exits 2.
-#[test]
-fn a_second_run_on_one_report_dir_is_refused() {
-    let _g = guests();
-    let Running {
-        child: mut first,
-        report,
-        ..
-    } = matrix_with_guests_up();
+/// A second matrix into the report directory of a running one refuses in
+/// one line naming the run that holds it, and exits 2.
+fn a_second_run_is_refused(report: &Path, first: u32) {
     let second = bookworm_matrix()
-        .arg(report.path())
+        .arg(report)
         .output()
         .expect("running a second matrix");
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(first.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    );
-    let _ = first.wait();
     let err = String::from_utf8_lossy(&second.stderr);
     assert_eq!(second.status.code(), Some(2), "{err}");
     let line = err
         .lines()
         .find(|l| l.contains("is in use by another harness run"))
         .unwrap_or_else(|| panic!("no refusal line: {err}"));
-    assert!(line.contains(&format!("pid {}", first.id())), "{line}");
+    assert!(line.contains(&format!("pid {first}")), "{line}");
 }
 
 /// `harness matrix` of the one bookworm/x86_64 cell under TCG, waiting for
@@ -1236,7 +1294,7 @@ impl Drop for Tmpfs {
 /// cache's, linked in: only the kernel goes to the small filesystem.)
 #[test]
 fn a_full_cache_fails_in_one_line_and_the_next_run_recovers() {
-    let _g = guests();
+    let _g = guests(1);
     let real = harness::paths::cache_root();
     let dir = tempfile::tempdir().expect("temp dir");
     let fs = Tmpfs::mount(dir.path(), "120m");
@@ -1309,7 +1367,7 @@ caught_by = ["names"]
 
 #[test]
 fn planted_bugs_fail_the_gate_by_name() {
-    let _g = guests();
+    let _g = guests(ALL);
     let tmp = tempfile::tempdir().expect("temp dir");
     let table = tmp.path().join("known.toml");
     std::fs::write(&table, KNOWN_MUTANTS).expect("writing the table");
