@@ -27,7 +27,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Cmd {
     /// Run the kernel matrix: fetch, boot, trace, check, report.
-    Matrix(cli::matrix::MatrixArgs),
+    Matrix(cli::matrix::MatrixCmd),
     /// Measure what each probe mode costs an unlink, per cell (criterion in the guests).
     Overhead(cli::overhead::OverheadArgs),
     /// Plant one bug at a time in the tracer (cargo-mutants, mutants/bpf.toml) and run one cell's gate on each.

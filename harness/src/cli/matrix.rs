@@ -15,6 +15,21 @@ use super::render::annotate;
 use super::run::{run_engine, Ran};
 use super::selection::Selection;
 
+/// `harness matrix`: the options every booting command shares, and the
+/// matrix's own.
+#[derive(Debug, clap::Args)]
+pub struct MatrixCmd {
+    #[command(flatten)]
+    pub run: MatrixArgs,
+    /// Run the whole selection N times (1 to 100), each into DIR/run-K, and
+    /// report each cell's pass rate (repeat.md): flakiness as a number.
+    #[arg(long, default_value_t = 1, value_parser = super::selection::in_range::<u32>(1, 100))]
+    pub repeat: u32,
+}
+
+/// What selects, boots and reports cells: shared by `matrix`, `overhead`
+/// and `mutants` (an option only one of them honours lives in its own
+/// arguments, so the others refuse it).
 #[derive(Debug, clap::Args)]
 pub struct MatrixArgs {
     #[command(flatten)]
@@ -22,10 +37,6 @@ pub struct MatrixArgs {
     /// QEMU acceleration: auto tries KVM with a probe boot and falls back to TCG.
     #[arg(long, value_enum, default_value = "auto")]
     pub accel: Accel,
-    /// Run the whole selection N times (1 to 100), each into DIR/run-K, and
-    /// report each cell's pass rate (repeat.md): flakiness as a number.
-    #[arg(long, default_value_t = 1, value_parser = super::selection::in_range::<u32>(1, 100))]
-    pub repeat: u32,
     /// Probe KVM afresh instead of using the decision remembered for this
     /// host (QEMU binary, host kernel and /dev/kvm unchanged).
     #[arg(long)]
@@ -71,13 +82,14 @@ pub enum TransportArg {
     NineP,
 }
 
-pub fn run(args: MatrixArgs) -> Result<ExitCode> {
+pub fn run(cmd: MatrixCmd) -> Result<ExitCode> {
+    let args = cmd.run;
     let report_dir = args
         .report
         .clone()
         .unwrap_or_else(|| PathBuf::from("target/matrix-report"));
-    if args.repeat > 1 {
-        return repeat(&args, &report_dir);
+    if cmd.repeat > 1 {
+        return repeat(&args, cmd.repeat, &report_dir);
     }
     let ran = match run_engine(&args, &report_dir, Job::Gate)? {
         Ok(ran) => ran,
@@ -109,11 +121,11 @@ pub fn run(args: MatrixArgs) -> Result<ExitCode> {
 }
 
 /// `--repeat N`: the matrix N times, then each cell's pass rate.
-fn repeat(args: &MatrixArgs, report_dir: &std::path::Path) -> Result<ExitCode> {
+fn repeat(args: &MatrixArgs, times: u32, report_dir: &std::path::Path) -> Result<ExitCode> {
     let mut runs: Vec<Vec<harness::model::CellResult>> = Vec::new();
     let mut walls = Vec::new();
-    for k in 1..=args.repeat {
-        super::note(&format!("run {k} of {}", args.repeat));
+    for k in 1..=times {
+        super::note(&format!("run {k} of {times}"));
         let dir = report_dir.join(format!("run-{k}"));
         let ran = match run_engine(args, &dir, Job::Gate)? {
             Ok(ran) => ran,

@@ -247,7 +247,6 @@ fn run_mutants(
             flavour: None,
         },
         accel: args.accel,
-        repeat: 1,
         reprobe_kvm: false,
         report: None,
         jobs: Some(args.jobs),

@@ -32,6 +32,14 @@ pub fn bpf_per_call(rounds: &[&OverheadRound]) -> Option<f64> {
     (!costs.is_empty()).then(|| costs.iter().sum())
 }
 
+/// The kernel release the agent of an overhead run reported (its
+/// `overhead-run.json`); None when there is none or it is empty.
+pub fn guest_release(out: &Path) -> Option<String> {
+    let bytes = std::fs::read(out.join(unlink_schema::protocol::files::OVERHEAD_RUN)).ok()?;
+    let run: OverheadRun = serde_json::from_slice(&bytes).ok()?;
+    Some(run.kernel_release).filter(|r| !r.is_empty())
+}
+
 /// Turns an agent's overhead run (`out/overhead-run.json` and criterion's
 /// files beside it) into one clock's figures. `fentry` is judged from the
 /// kernel's own config: a failed fentry round is an expected limitation
@@ -295,6 +303,27 @@ pub(super) fn clock_with(overheads: &[(&str, f64)]) -> ClockFigures {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A user's image says no release; an overhead boot learns it from
+    /// its own run file (it writes no gate scenario results).
+    #[test]
+    fn an_overhead_runs_release_is_its_agents() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        assert_eq!(guest_release(dir.path()), None);
+        let run = |release: &str| OverheadRun {
+            kernel_release: release.into(),
+            target: None,
+            bench_args: Vec::new(),
+            rounds: Vec::new(),
+        };
+        let file = dir
+            .path()
+            .join(unlink_schema::protocol::files::OVERHEAD_RUN);
+        for (release, want) in [("6.12.48-custom", Some("6.12.48-custom")), ("", None)] {
+            std::fs::write(&file, serde_json::to_vec(&run(release)).expect("json")).expect("write");
+            assert_eq!(guest_release(dir.path()).as_deref(), want, "{release:?}");
+        }
+    }
 
     #[test]
     fn bpf_cost_per_call() {

@@ -18,7 +18,7 @@ pub mod figures;
 pub mod stats;
 
 pub use baseline::{baseline_of, compare, Baseline, Comparison};
-pub use figures::{figures, merge_runs};
+pub use figures::{figures, guest_release, merge_runs};
 
 use crate::model::figures::Clock;
 

@@ -414,8 +414,10 @@ fn bad_selections_list_the_valid_values() {
         ),
         (&["--repeat", "101"], &["--repeat", "from 1 to 100"]),
     ];
-    let overhead_cases: [(&[&str], &[&str]); 3] = [
+    let overhead_cases: [(&[&str], &[&str]); 4] = [
         (&["--modes", "kprobe,nope"], &["baseline", "bpftrace"]),
+        // A matrix option the overhead run would not honour is refused.
+        (&["--repeat", "5"], &["unexpected argument '--repeat'"]),
         (&["--rounds", "0"], &["1 to 50"]),
         (&["--fail-above", "-3"], &["0 or more"]),
     ];
