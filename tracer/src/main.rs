@@ -25,7 +25,10 @@ use unlink_tracer::target;
 #[derive(Debug, Parser)]
 #[command(name = "unlink-tracer", version)]
 struct Cli {
-    /// How to probe: kprobe+kretprobe, fentry+fexit, or the tutorial's bpf_printk.
+    /// How to probe: kprobe (kprobe + kretprobe), fentry (fentry + fexit),
+    /// printk (the tutorial's bpf_printk lines); empty-kprobe,
+    /// empty-kretprobe and empty-pair attach programs that do nothing (what
+    /// the mechanism alone costs: the overhead meter's floor).
     #[arg(long, default_value = "kprobe", value_parser = Mode::parse)]
     mode: Mode,
     /// Kernel function to attach to (default: the first of do_unlinkat, filename_unlinkat found in BTF).

@@ -94,6 +94,12 @@ pub fn parse_cell_timeout(s: &str) -> std::result::Result<(CellId, u64), String>
     let (alias, arch) = cell.split_once('/').ok_or_else(bad)?;
     let arch = Arch::parse(arch).ok_or_else(bad)?;
     let secs = secs.parse().map_err(|_| bad())?;
+    // The same range as --boot-timeout and --run-timeout.
+    if !(1..=86_400).contains(&secs) {
+        return Err(format!(
+            "--cell-timeout `{s}`: SECS must be a whole number from 1 to 86400"
+        ));
+    }
     Ok((
         CellId {
             alias: alias.to_string(),
@@ -133,6 +139,10 @@ mod tests {
         for bad in ["sid=5", "sid/sparc=5", "sid/arm64=x", "sid/arm64"] {
             let e = parse_cell_timeout(bad).unwrap_err();
             assert!(e.contains("expected KERNEL/ARCH=SECS"), "{bad}: {e}");
+        }
+        for out_of_range in ["sid/arm64=0", "sid/arm64=86401"] {
+            let e = parse_cell_timeout(out_of_range).unwrap_err();
+            assert!(e.contains("from 1 to 86400"), "{out_of_range}: {e}");
         }
     }
 
