@@ -38,7 +38,7 @@ use nix::unistd::Pid;
 use unlink_schema::protocol::{
     files, CONSOLE_MARKER, GUEST_START_MARKER, PRINTK_TRACE_BUFFER_KIB, WORKDIR,
 };
-use unlink_schema::{RunOutcome, Scenario, Step, TracerMode};
+use unlink_schema::{Failure, RunOutcome, Scenario, Step, TracerError, TracerMode};
 
 #[derive(Debug, Parser)]
 #[command(name = "unlink-guest")]
@@ -278,6 +278,7 @@ fn run_all(args: &RunArgs) {
         let mut outcome = RunOutcome {
             ok: false,
             error: None,
+            failure: None,
             kernel_release: release.clone(),
             scenario: sc.scenario.name().to_string(),
             mode: sc.mode.name().to_string(),
@@ -300,7 +301,10 @@ fn run_all(args: &RunArgs) {
         };
         match result {
             Ok(()) => outcome.ok = true,
-            Err(e) => outcome.error = Some(format!("{e:#}")),
+            Err(e) => {
+                outcome.failure = RunFailed::kind_of(&e);
+                outcome.error = Some(format!("{e:#}"));
+            }
         }
         outcome.total_s = began.elapsed().as_secs_f64();
         let written = serde_json::to_vec_pretty(&outcome)
@@ -322,6 +326,48 @@ fn run_all(args: &RunArgs) {
         args.out.join(files::DONE),
         if all_ok { "ok\n" } else { "fail\n" },
     );
+}
+
+/// A run that failed for a reason of a known kind (the tracer's own, from
+/// its `--json` error object, or the agent's): the kind goes into
+/// `result.json` for the gate to decide on, the message to people.
+#[derive(Debug)]
+pub struct RunFailed {
+    pub failure: Failure,
+    pub message: String,
+}
+
+impl std::fmt::Display for RunFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for RunFailed {}
+
+impl RunFailed {
+    /// A tracer (`what`) that exited before attaching, with its kind and
+    /// message as its stderr file says them (`silent` if it says nothing).
+    pub fn exited_early(what: &str, status: &dyn std::fmt::Display, stderr: &Path) -> RunFailed {
+        let said = fs::read_to_string(stderr)
+            .ok()
+            .and_then(|t| TracerError::last_in(&t));
+        let (failure, why) = match said {
+            Some(e) => (e.error, e.message),
+            None => (Failure::Silent, format!("see {}", stderr.display())),
+        };
+        RunFailed {
+            failure,
+            message: format!("{what} exited before attaching ({status}): {why}"),
+        }
+    }
+
+    /// The kind of a run's error, if it is a `RunFailed` anywhere in its chain.
+    pub fn kind_of(e: &anyhow::Error) -> Option<Failure> {
+        e.chain()
+            .find_map(|c| c.downcast_ref::<RunFailed>())
+            .map(|r| r.failure)
+    }
 }
 
 fn run(args: &RunArgs, sc: &Spec, out_dir: &Path, outcome: &mut RunOutcome) -> Result<()> {
@@ -400,11 +446,20 @@ fn run(args: &RunArgs, sc: &Spec, out_dir: &Path, outcome: &mut RunOutcome) -> R
     while !ready.exists() {
         if let Some(status) = tracer.try_wait()? {
             outcome.tracer_exit_code = status.code();
-            bail!("the tracer exited before attaching ({status}); see tracer.err");
+            return Err(RunFailed::exited_early(
+                "the tracer",
+                &status,
+                &out_dir.join(files::TRACER_ERR),
+            )
+            .into());
         }
         if Instant::now() > deadline {
             stop(&mut tracer)?;
-            bail!("the tracer did not attach within {}s", args.attach_timeout);
+            return Err(RunFailed {
+                failure: Failure::AttachTimeout,
+                message: format!("the tracer did not attach within {}s", args.attach_timeout),
+            }
+            .into());
         }
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use unlink_schema::{CliRun, OptionProbe, OptionTracer, OptionsRun, RunOutcome, Step};
 
 use crate::workload::{self, At};
@@ -256,7 +256,12 @@ pub fn run(
         if let Some((name, code)) = early {
             stop_all(&mut tracers);
             kill_others(&mut others);
-            bail!("the {name} tracer exited before attaching (exit code {code:?}); see {name}.err");
+            return Err(crate::RunFailed::exited_early(
+                &format!("the {name} tracer"),
+                &format!("exit code {code:?}"),
+                &out_dir.join(format!("{name}.err")),
+            )
+            .into());
         }
         if tracers.iter().all(|t| t.ready_at.is_some()) {
             break;
@@ -264,10 +269,14 @@ pub fn run(
         if start.elapsed() > attach_timeout {
             stop_all(&mut tracers);
             kill_others(&mut others);
-            bail!(
-                "the tracers did not all attach within {}s",
-                attach_timeout.as_secs()
-            );
+            return Err(crate::RunFailed {
+                failure: unlink_schema::Failure::AttachTimeout,
+                message: format!(
+                    "the tracers did not all attach within {}s",
+                    attach_timeout.as_secs()
+                ),
+            }
+            .into());
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -387,7 +396,7 @@ pub fn run(
 /// then one bad value of each option that takes one (each at the edge of
 /// what is valid: 0 and negative numbers, a comm of 0 and 16 bytes; a
 /// negative number as `--opt=-1`, or clap takes it for an option).
-pub const CLI_RUNS: [&[&str]; 13] = [
+pub const CLI_RUNS: [&[&str]; 15] = [
     &["--show-target"],
     &["--count", "0"],
     &["--duration", "0"],
@@ -404,6 +413,17 @@ pub const CLI_RUNS: [&[&str]; 13] = [
     &["--symbol", "no_such_unlinkat", "--show-target"],
     // The default's function asked for by name: the same target.
     &["--symbol", "SYMBOL", "--show-target"],
+    // The same refusal with --json: one JSON error object, kind `other`.
+    &["--json", "--symbol", "no_such_unlinkat"],
+    // A trace buffer the kernel cannot give (4 GiB per CPU in a 1 GiB
+    // guest: it refuses with ENOMEM before allocating): kind `trace-pipe`.
+    &[
+        "--json",
+        "--mode",
+        "printk",
+        "--trace-buffer-kib",
+        "4194304",
+    ],
 ];
 
 fn cli_runs(tracer: &Path) -> Result<Vec<CliRun>> {

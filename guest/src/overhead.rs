@@ -166,6 +166,7 @@ pub fn run(args: &OverheadArgs, release: &str, workdir: &Path) -> bool {
                 round,
                 ok: false,
                 error: None,
+                failure: None,
                 attach_s: 0.0,
                 bench_s: 0.0,
                 drain_s: 0.0,
@@ -191,7 +192,10 @@ pub fn run(args: &OverheadArgs, release: &str, workdir: &Path) -> bool {
             };
             match result {
                 Ok(()) => r.ok = true,
-                Err(e) => r.error = Some(format!("{e:#}")),
+                Err(e) => {
+                    r.failure = crate::RunFailed::kind_of(&e);
+                    r.error = Some(format!("{e:#}"));
+                }
             }
             match &r.error {
                 None => println!("{CONSOLE_MARKER}{mode} round {round} OK"),
@@ -366,11 +370,22 @@ fn wait_ready(probe: &mut Probe, timeout: u64, ready: &dyn Fn() -> bool) -> Resu
     let deadline = Instant::now() + Duration::from_secs(timeout);
     while !ready() {
         if let Some(status) = probe.child.try_wait()? {
-            bail!("the probe exited before attaching ({status}); see its .err file");
+            // The tracer says why (its stderr's JSON error object);
+            // bpftrace's stderr is its own.
+            match &probe.summary_file {
+                Some(stderr) => {
+                    return Err(crate::RunFailed::exited_early("the probe", &status, stderr).into())
+                }
+                None => bail!("the probe exited before attaching ({status}); see its .err file"),
+            }
         }
         if Instant::now() > deadline {
             let _ = crate::stop(&mut probe.child);
-            bail!("the probe did not attach within {timeout}s");
+            return Err(crate::RunFailed {
+                failure: unlink_schema::Failure::AttachTimeout,
+                message: format!("the probe did not attach within {timeout}s"),
+            }
+            .into());
         }
         std::thread::sleep(Duration::from_millis(20));
     }

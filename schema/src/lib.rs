@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 pub mod protocol;
 pub mod vocab;
 
-pub use vocab::{OverheadMode, Scenario, TracerMode};
+pub use vocab::{Failure, OverheadMode, Scenario, TracerMode};
 
 /// The tracer's filename buffer (`FNAME_MAX` in `bpf/unlink.h`): paths of
 /// this many bytes or more reach user space truncated (and flagged).
@@ -205,6 +205,9 @@ pub struct Step {
 pub struct RunOutcome {
     pub ok: bool,
     pub error: Option<String>,
+    /// Why the run failed, where the tracer or the agent said which kind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
     pub kernel_release: String,
     pub scenario: String,
     pub mode: String,
@@ -361,6 +364,24 @@ pub struct Load {
     pub bpf_stats: bool,
 }
 
+/// Why the tracer stopped with an error, as it says so with `--json`: its
+/// last stderr line, `{"error": KIND, "message": TEXT}` (exit status 1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TracerError {
+    pub error: Failure,
+    pub message: String,
+}
+
+impl TracerError {
+    /// The last line of a tracer's stderr that is a `TracerError`, if any.
+    pub fn last_in(stderr: &str) -> Option<TracerError> {
+        stderr
+            .lines()
+            .rev()
+            .find_map(|l| serde_json::from_str::<TracerError>(l.trim()).ok())
+    }
+}
+
 /// The function the tracer attaches to on the running kernel
 /// (`unlink-tracer --show-target`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -388,6 +409,9 @@ pub struct OverheadRound {
     pub round: u32,
     pub ok: bool,
     pub error: Option<String>,
+    /// Why the round's probe failed, where it said which kind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
     /// Seconds until the probe was attached (0 for the baseline).
     pub attach_s: f64,
     /// Seconds the criterion bench ran.
@@ -456,6 +480,25 @@ mod tests {
         }
         for bad in ["a\\", "\\q", "\\x4", "\\xzz"] {
             assert_eq!(unescape_bytes(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_tracer_error_is_its_last_json_line() {
+        let err = "libbpf: something\n{\"error\":\"no-trampolines\",\"message\":\"fentry/fexit is not available\"}\n";
+        assert_eq!(
+            TracerError::last_in(err),
+            Some(TracerError {
+                error: Failure::NoTrampolines,
+                message: "fentry/fexit is not available".into()
+            })
+        );
+        for none in [
+            "",
+            "unlink-tracer: no kprobes\n",
+            "{\"error\":\"nope\",\"message\":\"x\"}",
+        ] {
+            assert_eq!(TracerError::last_in(none), None, "{none}");
         }
     }
 

@@ -123,6 +123,55 @@ named! {
     }
 }
 
+named! {
+    /// Why a tracer run failed: what the tracer says it could not do (with
+    /// `--json`, its last stderr line is a [`crate::TracerError`]), or what
+    /// the agent saw. Verdicts decide on this kind, never on message text.
+    pub enum Failure {
+        /// The kernel has no kprobes (CONFIG_KPROBES).
+        NoKprobes = "no-kprobes",
+        /// The kernel refused the BPF load (EPERM).
+        PermissionDenied = "permission-denied",
+        /// fentry/fexit cannot attach here: no BPF trampolines.
+        NoTrampolines = "no-trampolines",
+        /// A probe could not attach to the function.
+        Attach = "attach",
+        /// The BPF verifier rejected a program.
+        Verifier = "verifier",
+        /// The BPF object did not load for another reason.
+        Load = "load",
+        /// printk mode could not read or size the kernel's trace buffer.
+        TracePipe = "trace-pipe",
+        /// The ring buffer could not be mapped or read.
+        RingBuffer = "ring-buffer",
+        /// Anything else the tracer refused (an unknown function, unreadable BTF).
+        Other = "other",
+        /// The agent's: the tracer did not attach within its deadline.
+        AttachTimeout = "attach-timeout",
+        /// The agent's: the tracer exited before attaching without saying why.
+        Silent = "silent",
+    }
+}
+
+impl Failure {
+    /// The kind in a few words, to lead a failure's detail.
+    pub const fn describe(self) -> &'static str {
+        match self {
+            Failure::NoKprobes => "no kprobes",
+            Failure::PermissionDenied => "BPF refused (EPERM)",
+            Failure::NoTrampolines => "no BPF trampolines",
+            Failure::Attach => "attach failure",
+            Failure::Verifier => "BPF verifier rejection",
+            Failure::Load => "BPF load failure",
+            Failure::TracePipe => "trace_pipe failure",
+            Failure::RingBuffer => "ring buffer failure",
+            Failure::Other => "tracer error",
+            Failure::AttachTimeout => "attach timeout",
+            Failure::Silent => "tracer exit before attaching",
+        }
+    }
+}
+
 /// The names of every [`OverheadMode`], in report order (for the reports
 /// and JSON maps keyed by mode name).
 pub const OVERHEAD_MODE_NAMES: [&str; 9] = {
@@ -150,6 +199,10 @@ mod tests {
         }
         for o in OverheadMode::ALL {
             assert_eq!(OverheadMode::parse(o.name()), Ok(*o));
+        }
+        for f in Failure::ALL {
+            assert_eq!(Failure::parse(f.name()), Ok(*f));
+            assert!(!f.describe().is_empty());
         }
         let e = TracerMode::parse("nope").unwrap_err();
         assert_eq!(

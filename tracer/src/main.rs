@@ -144,9 +144,30 @@ fn main() -> ExitCode {
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("unlink-tracer: {e:#}");
+            // With --json the error is JSON too: its kind for programs,
+            // its message for people.
+            let json = cli
+                .json
+                .then(|| serde_json::to_string(&error_object(&e)).ok())
+                .flatten();
+            match json {
+                Some(line) => eprintln!("{line}"),
+                None => eprintln!("unlink-tracer: {e:#}"),
+            }
             ExitCode::FAILURE
         }
+    }
+}
+
+/// An error as the `--json` error object: the probe's kind where the
+/// error is one of the probe's, `other` for the rest.
+fn error_object(e: &anyhow::Error) -> unlink_schema::TracerError {
+    unlink_schema::TracerError {
+        error: e
+            .chain()
+            .find_map(|c| c.downcast_ref::<unlink_tracer::probe::ProbeError>())
+            .map_or(unlink_schema::Failure::Other, |p| p.kind()),
+        message: format!("{e:#}"),
     }
 }
 

@@ -79,6 +79,23 @@ pub enum ProbeError {
     RingBuffer(#[from] RingError),
 }
 
+impl ProbeError {
+    /// What kind of failure this is (the `--json` error object's `error`).
+    pub fn kind(&self) -> unlink_schema::Failure {
+        use unlink_schema::Failure;
+        match self {
+            ProbeError::NoKprobes => Failure::NoKprobes,
+            ProbeError::PermissionDenied => Failure::PermissionDenied,
+            ProbeError::NoTrampolines { .. } => Failure::NoTrampolines,
+            ProbeError::Attach { .. } => Failure::Attach,
+            ProbeError::Verifier(_) => Failure::Verifier,
+            ProbeError::Load(_) => Failure::Load,
+            ProbeError::TracePipe(_) => Failure::TracePipe,
+            ProbeError::RingBuffer(_) => Failure::RingBuffer,
+        }
+    }
+}
+
 /// libbpf's messages of the current load, kept to explain a failure.
 static LIBBPF_LOG: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
 

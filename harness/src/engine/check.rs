@@ -104,7 +104,11 @@ pub(super) fn boot_and_check(c: &CellRun) -> Checked {
     let failed: Vec<String> = scenarios
         .iter()
         .filter(|s| !s.status.is_ok())
-        .map(|s| format!("{}: {}", s.name, named_failure(&s.detail)))
+        .map(|s| match s.failure {
+            // The kind first, where the run said which.
+            Some(kind) => format!("{}: {}: {}", s.name, kind.describe(), s.detail),
+            None => format!("{}: {}", s.name, s.detail),
+        })
         .collect();
     let end = if failed.is_empty() {
         Ok(())
@@ -121,18 +125,5 @@ pub(super) fn boot_and_check(c: &CellRun) -> Checked {
         end,
         scenario_spans: gate::scenario_spans(&out),
         checks_s,
-    }
-}
-
-/// A scenario failure, with its kind named first when it is a known one.
-fn named_failure(detail: &str) -> String {
-    const KINDS: &[(&str, &str)] = &[
-        ("verifier rejected", "BPF verifier rejection"),
-        ("has no kprobes", "no kprobes"),
-        ("did not attach within", "attach timeout"),
-    ];
-    match KINDS.iter().find(|(pat, _)| detail.contains(pat)) {
-        Some((_, kind)) => format!("{kind}: {detail}"),
-        None => detail.to_string(),
     }
 }

@@ -83,11 +83,7 @@ pub fn console_verdict(splats: &[Splat], declared: &[KnownSplat], lines: usize) 
             ),
         )
     };
-    ScenarioResult {
-        name: VERDICT.to_string(),
-        status,
-        detail,
-    }
+    ScenarioResult::new(VERDICT, status, detail)
 }
 
 #[cfg(test)]

@@ -96,7 +96,23 @@ pub struct Run {
     pub stderr: String,
 }
 
-/// Reads what the agent wrote for one run; Err names what is missing or failed.
+/// A run the agent says failed, with the kind it gave (if any).
+#[derive(Debug)]
+pub struct RunFailed {
+    pub failure: Option<unlink_schema::Failure>,
+    pub detail: String,
+}
+
+impl std::fmt::Display for RunFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.detail)
+    }
+}
+
+impl std::error::Error for RunFailed {}
+
+/// Reads what the agent wrote for one run; Err names what is missing or
+/// failed (a [`RunFailed`] with its kind when the agent said the run failed).
 pub fn read_run(dir: &Path) -> Result<Run> {
     let outcome: RunOutcome = serde_json::from_slice(
         &std::fs::read(dir.join(files::RESULT))
@@ -105,16 +121,13 @@ pub fn read_run(dir: &Path) -> Result<Run> {
     .context("result.json")?;
     let stderr = std::fs::read_to_string(dir.join(files::TRACER_ERR)).unwrap_or_default();
     if !outcome.ok {
-        let tracer_said = stderr
-            .lines()
-            .rev()
-            .find(|l| l.starts_with("unlink-tracer:"))
-            .unwrap_or("");
-        anyhow::bail!(
-            "{} {}",
-            outcome.error.clone().unwrap_or_default(),
-            tracer_said
-        );
+        return Err(RunFailed {
+            failure: outcome.failure,
+            detail: outcome
+                .error
+                .unwrap_or_else(|| "the agent says the run failed".into()),
+        }
+        .into());
     }
     let steps: Vec<Step> = serde_json::from_slice(&std::fs::read(dir.join(files::WORKLOAD))?)
         .context("workload.json")?;
@@ -178,15 +191,13 @@ fn normalised(dir: &Path) -> Result<(Run, Vec<TraceEvent>, Normalised, TracerSum
 
 fn verdict(name: &str, result: Result<String>) -> ScenarioResult {
     match result {
-        Ok(detail) => ScenarioResult {
-            name: name.into(),
-            status: Status::Pass,
-            detail,
-        },
+        Ok(detail) => ScenarioResult::new(name, Status::Pass, detail),
         Err(e) => ScenarioResult {
-            name: name.into(),
-            status: Status::Fail,
-            detail: format!("{e:#}"),
+            failure: e
+                .chain()
+                .find_map(|c| c.downcast_ref::<RunFailed>())
+                .and_then(|r| r.failure),
+            ..ScenarioResult::new(name, Status::Fail, format!("{e:#}"))
         },
     }
 }
@@ -473,25 +484,25 @@ fn check_fentry(
 pub fn fentry_verdict(result: ScenarioResult, expect: FentryExpectation) -> ScenarioResult {
     match (result.status, expect) {
         (Status::Fail, FentryExpectation::Unavailable)
-            if result.detail.contains("fentry/fexit is not available") =>
+            if result.failure == Some(unlink_schema::Failure::NoTrampolines) =>
         {
             ScenarioResult {
-                name: result.name,
                 status: Status::ExpectedLimitation,
                 detail: format!(
                     "the kernel is built without {DIRECT_CALLS}, so BPF trampolines cannot attach; the tracer refused as it should: {}",
                     result.detail
                 ),
+                ..result
             }
         }
-        (Status::Pass, FentryExpectation::Unavailable) => ScenarioResult {
-            name: result.name,
-            status: Status::Fail,
-            detail: format!(
+        (Status::Pass, FentryExpectation::Unavailable) => ScenarioResult::new(
+            result.name,
+            Status::Fail,
+            format!(
                 "--mode fentry: calls were traced on a kernel built without {DIRECT_CALLS}, where BPF trampolines cannot attach: the mode was not honoured ({})",
                 result.detail
             ),
-        },
+        ),
         _ => result,
     }
 }
@@ -614,13 +625,13 @@ fn check_load(
             Some(missed),
         ),
         Ok((missed, detail, _)) if may_miss => (
-            ScenarioResult {
-                name: name.into(),
-                status: Status::ExpectedLimitation,
-                detail: format!(
+            ScenarioResult::new(
+                name,
+                Status::ExpectedLimitation,
+                format!(
                     "{detail}: expected on this kernel (no CONFIG_PREEMPTION and before 6.2: a kretprobe gets NR_CPUS return instances)"
                 ),
-            },
+            ),
             Some(missed),
         ),
         Ok((missed, detail, _)) => (
@@ -1143,18 +1154,35 @@ mod tests {
     /// traced calls there fail.
     #[test]
     fn fentry_verdicts_follow_the_config() {
-        let r = |status, detail: &str| ScenarioResult {
-            name: "fentry".into(),
-            status,
-            detail: detail.into(),
+        use unlink_schema::Failure;
+        let r = |status, (detail, failure): (&str, Option<Failure>)| ScenarioResult {
+            failure,
+            ..ScenarioResult::new("fentry", status, detail)
         };
-        let refused = "unlink-tracer: fentry/fexit is not available for do_unlinkat";
+        let refused = ("no trampolines here", Some(Failure::NoTrampolines));
         let cases = [
             (
                 Status::Fail,
                 refused,
                 FentryExpectation::Unavailable,
                 Status::ExpectedLimitation,
+            ),
+            // The kind decides, not the words: a refusal of another kind
+            // saying the same words is a failure.
+            (
+                Status::Fail,
+                (
+                    "fentry/fexit is not available for do_unlinkat",
+                    Some(Failure::Verifier),
+                ),
+                FentryExpectation::Unavailable,
+                Status::Fail,
+            ),
+            (
+                Status::Fail,
+                ("fentry/fexit is not available for do_unlinkat", None),
+                FentryExpectation::Unavailable,
+                Status::Fail,
             ),
             (
                 Status::Fail,
@@ -1170,19 +1198,19 @@ mod tests {
             ),
             (
                 Status::Pass,
-                "the same 11 calls",
+                ("the same 11 calls", None),
                 FentryExpectation::Available,
                 Status::Pass,
             ),
             (
                 Status::Pass,
-                "the same 11 calls",
+                ("the same 11 calls", None),
                 FentryExpectation::Unavailable,
                 Status::Fail,
             ),
             (
                 Status::Fail,
-                "fentry and kprobe disagree",
+                ("fentry and kprobe disagree", None),
                 FentryExpectation::Unavailable,
                 Status::Fail,
             ),
@@ -1191,7 +1219,7 @@ mod tests {
             let v = fentry_verdict(r(status, detail), expect);
             assert_eq!(v.status, want, "{status:?} {expect:?}: {}", v.detail);
         }
-        let v = fentry_verdict(r(Status::Pass, "x"), FentryExpectation::Unavailable);
+        let v = fentry_verdict(r(Status::Pass, ("x", None)), FentryExpectation::Unavailable);
         assert!(v.detail.starts_with("--mode fentry:"), "{}", v.detail);
     }
 

@@ -2,6 +2,7 @@
 //! is reported, and the text output, judged against the calls the agent
 //! and the second process recorded themselves. Pure over parsed files.
 
+use unlink_schema::Failure;
 use unlink_schema::{
     CliRun, JsonEvent, OptionProbe, OptionTracer, OptionsRun, Step, Summary, TargetInfo,
 };
@@ -262,6 +263,21 @@ pub fn check_duration(i: &OptionsInput, o: &ProbeOutput) -> Result<String, Strin
     ))
 }
 
+/// What a `--json` run of the cli runs must be refused as: its kind and the
+/// argument its message must name (pure).
+fn json_refusal(args: &[String]) -> Option<(Failure, &str)> {
+    let after = |opt: &str| {
+        args.iter()
+            .position(|a| a == opt)
+            .and_then(|p| args.get(p + 1))
+            .map(String::as_str)
+    };
+    if let Some(size) = after("--trace-buffer-kib") {
+        return Some((Failure::TracePipe, size));
+    }
+    after("--symbol").map(|name| (Failure::Other, name))
+}
+
 /// The tracer's runs that trace nothing (pure). `--show-target`: exit 0,
 /// its symbol tracefs's, its prototype (`s32 (s32 dfd, struct filename *
 /// name)`) agreeing with its own fields — the return type with
@@ -335,9 +351,54 @@ pub fn check_cli(i: &OptionsInput, ret_width_bits: Option<u32>) -> Result<String
             "cli: --symbol was not tried with the kernel's function and an unknown one".into(),
         );
     }
+    // With --json a refusal is one JSON error object whose kind (what a
+    // program decides on, never the words) is the refusal's, its message
+    // naming what was asked: `--symbol NAME` the kernel lacks is `other`
+    // (naming the kernel's function too); a trace buffer the kernel cannot
+    // give is `trace-pipe`.
+    let json: Vec<&CliRun> = runs
+        .iter()
+        .filter(|r| r.args.first().is_some_and(|a| a == "--json"))
+        .collect();
+    let mut kinds = Vec::new();
+    for r in &json {
+        let (want, names): (Failure, Vec<&str>) = match json_refusal(&r.args) {
+            Some((kind, asked)) if kind == Failure::Other => (kind, vec![asked, i.symbol]),
+            Some((kind, asked)) => (kind, vec![asked]),
+            None => {
+                return Err(format!(
+                    "cli: `{}`: no refusal is expected of it",
+                    r.args.join(" ")
+                ))
+            }
+        };
+        let said = unlink_schema::TracerError::last_in(&r.stderr);
+        let right = r.exit_code == Some(1)
+            && r.stderr.lines().count() == 1
+            && said
+                .as_ref()
+                .is_some_and(|e| e.error == want && names.iter().all(|n| e.message.contains(n)));
+        if !right {
+            return Err(format!(
+                "cli: `{}` exited with {:?} and said `{}`: want exit 1 and one JSON error object of kind `{want}` naming {}",
+                r.args.join(" "),
+                r.exit_code,
+                r.stderr.trim(),
+                names.join(" and ")
+            ));
+        }
+        kinds.push(want);
+    }
+    for kind in [Failure::Other, Failure::TracePipe] {
+        if !kinds.contains(&kind) {
+            return Err(format!(
+                "cli: no refusal of kind `{kind}` was tried with --json"
+            ));
+        }
+    }
     let bad: Vec<&CliRun> = runs
         .iter()
-        .filter(|r| r.args != ["--show-target"] && !named.contains(r))
+        .filter(|r| r.args != ["--show-target"] && !named.contains(r) && !json.contains(r))
         .collect();
     if bad.is_empty() {
         return Err("cli: no bad argument was tried".into());
@@ -668,6 +729,18 @@ mod tests {
                 "",
                 "unlink-tracer: no_such_unlinkat: not a function in the kernel's BTF; unlink functions there: do_unlinkat\n",
             ),
+            run(
+                &["--json", "--symbol", "no_such_unlinkat"],
+                1,
+                "",
+                "{\"error\":\"other\",\"message\":\"no_such_unlinkat: not a function in the kernel's BTF; unlink functions there: do_unlinkat\"}\n",
+            ),
+            run(
+                &["--json", "--mode", "printk", "--trace-buffer-kib", "4194304"],
+                1,
+                "",
+                "{\"error\":\"trace-pipe\",\"message\":\"trace_pipe: /sys/kernel/tracing/buffer_size_kb = 4194304: Cannot allocate memory (os error 12)\"}\n",
+            ),
         ];
         let ok = i(&r);
         let input = |r| OptionsInput {
@@ -709,6 +782,55 @@ mod tests {
             e.starts_with("cli: `--symbol do_unlinkat --show-target` gave"),
             "{e}"
         );
+        // A refusal with --json: its kind, its form, its words.
+        let json_said = |stderr: &str| {
+            let mut c = ok.clone();
+            c.cli[4].stderr = stderr.into();
+            let i = OptionsInput {
+                run: &c,
+                steps: &steps,
+                symbol: "do_unlinkat",
+                reports_missed: Some(false),
+            };
+            check_cli(&i, Some(32))
+        };
+        for bad in [
+            "{\"error\":\"verifier\",\"message\":\"no_such_unlinkat: not a function; do_unlinkat\"}\n",
+            "unlink-tracer: no_such_unlinkat: not a function in the kernel's BTF; unlink functions there: do_unlinkat\n",
+            "{\"error\":\"other\",\"message\":\"not a function\"}\n",
+        ] {
+            let e = json_said(bad).unwrap_err();
+            assert!(e.starts_with("cli: `--json --symbol no_such_unlinkat` exited"), "{e}");
+        }
+        // Every kind said `other` (the kind read from nothing but the
+        // tracer's own error type would be lost that way).
+        let mut all_other = ok.clone();
+        all_other.cli[5].stderr = all_other.cli[5].stderr.replace("trace-pipe", "other");
+        let e = check_cli(&input(&all_other), Some(32)).unwrap_err();
+        assert!(
+            e.starts_with("cli: `--json --mode printk --trace-buffer-kib 4194304` exited"),
+            "{e}"
+        );
+        // A size the kernel cannot give taken: the tracer traced.
+        let mut taken = ok.clone();
+        taken.cli[5].exit_code = None;
+        taken.cli[5].killed = true;
+        assert!(check_cli(&input(&taken), Some(32)).is_err());
+        for (gone, kind) in [(4, "other"), (5, "trace-pipe")] {
+            let mut c = ok.clone();
+            c.cli.remove(gone);
+            let i = OptionsInput {
+                run: &c,
+                steps: &steps,
+                symbol: "do_unlinkat",
+                reports_missed: Some(false),
+            };
+            let e = check_cli(&i, Some(32)).unwrap_err();
+            assert_eq!(
+                e,
+                format!("cli: no refusal of kind `{kind}` was tried with --json")
+            );
+        }
         let e = check_cli(&input(&r), Some(32)).unwrap_err();
         assert!(e.starts_with("cli: no --show-target"), "{e}");
     }

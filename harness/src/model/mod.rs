@@ -123,6 +123,22 @@ pub struct ScenarioResult {
     pub name: String,
     pub status: Status,
     pub detail: String,
+    /// Why its run failed, where the tracer or the agent said which kind
+    /// (verdicts decide on this, never on the detail's text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<unlink_schema::Failure>,
+}
+
+impl ScenarioResult {
+    /// A verdict with no failure kind.
+    pub fn new(name: impl Into<String>, status: Status, detail: impl Into<String>) -> Self {
+        ScenarioResult {
+            name: name.into(),
+            status,
+            detail: detail.into(),
+            failure: None,
+        }
+    }
 }
 
 /// One row of matrix.json.

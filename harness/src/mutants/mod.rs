@@ -397,14 +397,13 @@ mod tests {
         c.status = status;
         c.scenarios = ["tutorial", "fields", "pid-filter"]
             .iter()
-            .map(|n| ScenarioResult {
-                name: n.to_string(),
-                status: if failed.contains(n) {
+            .map(|n| {
+                let status = if failed.contains(n) {
                     Status::Fail
                 } else {
                     Status::Pass
-                },
-                detail: format!("{n} said"),
+                };
+                ScenarioResult::new(*n, status, format!("{n} said"))
             })
             .collect();
         c

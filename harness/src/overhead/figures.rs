@@ -193,7 +193,12 @@ fn mode_figures(
         .collect();
     if !failed.is_empty() {
         let all_failed = failed.len() == rounds.len();
-        if mode == "fentry" && all_failed && fentry == FentryExpectation::Unavailable {
+        // Only the tracer's own refusal for want of trampolines, in every
+        // round, is the kernel's limitation.
+        let refused = rounds
+            .iter()
+            .all(|r| r.failure == Some(unlink_schema::Failure::NoTrampolines));
+        if mode == "fentry" && all_failed && refused && fentry == FentryExpectation::Unavailable {
             m.status = Status::ExpectedLimitation;
             m.detail = format!(
                 "the kernel is built without {}: no BPF trampolines, fentry refused as it should",
@@ -304,6 +309,56 @@ pub(super) fn clock_with(overheads: &[(&str, f64)]) -> ClockFigures {
 mod tests {
     use super::*;
 
+    /// A failed fentry round is the kernel's limitation only when every
+    /// round was refused for want of trampolines on a kernel whose config
+    /// has none: the kind decides, not the error's words.
+    #[test]
+    fn fentry_refusals_are_limitations_by_their_kind() {
+        use unlink_schema::Failure;
+        let failed = |failure| OverheadRound {
+            mode: "fentry".into(),
+            round: 0,
+            ok: false,
+            error: Some("fentry/fexit is not available".into()),
+            failure,
+            attach_s: 0.0,
+            bench_s: 0.0,
+            drain_s: 0.0,
+            probe_calls: None,
+            probe_dropped: None,
+            programs: Vec::new(),
+            criterion_dir: String::new(),
+        };
+        let cases = [
+            (
+                Some(Failure::NoTrampolines),
+                FentryExpectation::Unavailable,
+                Status::ExpectedLimitation,
+            ),
+            (
+                Some(Failure::Verifier),
+                FentryExpectation::Unavailable,
+                Status::Fail,
+            ),
+            (None, FentryExpectation::Unavailable, Status::Fail),
+            (
+                Some(Failure::NoTrampolines),
+                FentryExpectation::Available,
+                Status::Fail,
+            ),
+            (
+                Some(Failure::NoTrampolines),
+                FentryExpectation::Unknown,
+                Status::Fail,
+            ),
+        ];
+        for (failure, expect, want) in cases {
+            let r = failed(failure);
+            let m = mode_figures(Path::new("/nonexistent"), "fentry", &[&r], expect);
+            assert_eq!(m.status, want, "{failure:?} {expect:?}: {}", m.detail);
+        }
+    }
+
     /// A user's image says no release; an overhead boot learns it from
     /// its own run file (it writes no gate scenario results).
     #[test]
@@ -332,6 +387,7 @@ mod tests {
             round: 0,
             ok: true,
             error: None,
+            failure: None,
             attach_s: 0.0,
             bench_s: 0.0,
             drain_s: 0.0,

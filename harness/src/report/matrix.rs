@@ -419,11 +419,7 @@ mod tests {
         CellResult {
             scenarios: scenarios
                 .iter()
-                .map(|(n, s)| ScenarioResult {
-                    name: n.to_string(),
-                    status: *s,
-                    detail: format!("{n} detail <&>"),
-                })
+                .map(|(n, s)| ScenarioResult::new(*n, *s, format!("{n} detail <&>")))
                 .collect(),
             ..crate::model::test_cell(alias, arch, status)
         }

@@ -40,6 +40,40 @@ fn cli_on_this_host_fails_in_one_clear_line_or_runs() {
     }
 }
 
+/// With `--json` a refusal is one JSON error object naming its kind: on a
+/// host without kprobes, kprobe mode's is `no-kprobes`; an unknown
+/// function is `other`, on any host.
+#[test]
+fn a_refusal_in_json_names_its_kind() {
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_unlink-tracer"))
+            .args(args)
+            .output()
+            .expect("running unlink-tracer");
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.code(), err)
+    };
+    let (code, err) = run(&[
+        "--json",
+        "--symbol",
+        "no_such_function_xyz",
+        "--duration",
+        "1",
+    ]);
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let e = unlink_schema::TracerError::last_in(&err).expect("a JSON error object");
+    assert_eq!(e.error, unlink_schema::Failure::Other, "{err}");
+    assert!(e.message.contains("no_such_function_xyz"), "{err}");
+    if !Path::new("/sys/bus/event_source/devices/kprobe").exists() {
+        let (code, err) = run(&["--json", "--duration", "1"]);
+        assert_eq!(code, Some(1), "{err}");
+        let e = unlink_schema::TracerError::last_in(&err).expect("a JSON error object");
+        assert_eq!(e.error, unlink_schema::Failure::NoKprobes, "{err}");
+        eprintln!("host without kprobes, in JSON: {}", err.trim());
+    }
+}
+
 #[test]
 fn bad_arguments_exit_2() {
     for args in [
