@@ -435,6 +435,15 @@ fn one_mutant(
                 }
                 let _ = c.run_deadline;
             }
+            // What no guest run reaches may still be checked: a Rust
+            // mutant every cell passed meets the crates' unit tests.
+            if judged.outcome == Outcome::Missed && judged.mutant.part == mutants::Part::Rust {
+                let failed = tree.unit_tests();
+                if !failed.is_empty() {
+                    judged.detail = format!("unit tests failed: {}", failed.join(", "));
+                    judged.outcome = Outcome::Unit { tests: failed };
+                }
+            }
         }
     }
     tree.restore(&judged.mutant)?;
@@ -593,6 +602,34 @@ impl Scratch {
             .join(triple)
             .join("release")
             .join("unlink-tracer"))
+    }
+
+    /// The tracer's and schema's unit tests (library and binary) with the
+    /// mutant planted: the tests that failed (empty: none did, or they
+    /// did not build).
+    fn unit_tests(&self) -> Vec<String> {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let out = Command::new(cargo)
+            .current_dir(&self.tree)
+            .args([
+                "test",
+                "--locked",
+                "-p",
+                "unlink-tracer",
+                "-p",
+                "unlink-schema",
+                "--lib",
+                "--bins",
+                "--target-dir",
+            ])
+            .arg(self.target.with_extension("unit"))
+            .output();
+        match out {
+            Ok(o) if !o.status.success() => {
+                mutants::failed_tests(&String::from_utf8_lossy(&o.stdout))
+            }
+            _ => Vec::new(),
+        }
     }
 
     fn restore(&self, m: &Mutant) -> Result<()> {

@@ -139,6 +139,10 @@ pub enum Outcome {
     Caught { verdicts: Vec<String> },
     /// Every verdict passed: the gate cannot tell this bug from the tracer.
     Missed,
+    /// Every verdict passed, but the crate's own unit tests fail it (these
+    /// tests): code no guest run can reach (a verifier rejection, a
+    /// corrupt record), checked where it can be. Not counted as the gate's.
+    Unit { tests: Vec<String> },
     /// Listed as unable to change documented output, and indeed not caught.
     Equivalent,
     /// It did not build.
@@ -157,6 +161,7 @@ impl Outcome {
         match self {
             Outcome::Caught { .. } => "caught",
             Outcome::Missed => "missed",
+            Outcome::Unit { .. } => "unit",
             Outcome::Equivalent => "equivalent",
             Outcome::Unviable { .. } => "unviable",
             Outcome::Timeout => "timeout",
@@ -166,9 +171,10 @@ impl Outcome {
     }
 
     /// The order of the report's columns.
-    pub const NAMES: [&'static str; 7] = [
+    pub const NAMES: [&'static str; 8] = [
         "caught",
         "missed",
+        "unit",
         "equivalent",
         "unviable",
         "timeout",
@@ -202,6 +208,16 @@ pub struct Judged {
     /// the table expects, or caught although listed as equivalent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+}
+
+/// The tests `cargo test` reports failed (`test NAME ... FAILED`), in
+/// order (pure).
+pub fn failed_tests(output: &str) -> Vec<String> {
+    output
+        .lines()
+        .filter_map(|l| l.strip_prefix("test ")?.strip_suffix(" ... FAILED"))
+        .map(str::to_string)
+        .collect()
 }
 
 /// The outcome a mutant's cell row gives it (pure).
@@ -344,6 +360,16 @@ impl EquivalentList {
 mod tests {
     use super::*;
     use crate::model::ScenarioResult;
+
+    #[test]
+    fn failed_tests_are_cargos() {
+        let out = "running 3 tests\ntest a::b ... ok\ntest probe::tests::verifier_reasons ... FAILED\ntest c ... ignored\ntest ring::tests::walks ... FAILED\n\nfailures:\n";
+        assert_eq!(
+            failed_tests(out),
+            ["probe::tests::verifier_reasons", "ring::tests::walks"]
+        );
+        assert!(failed_tests("test result: ok. 3 passed").is_empty());
+    }
 
     pub fn mutant(part: Part, id: &str) -> Mutant {
         Mutant {

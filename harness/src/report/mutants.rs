@@ -80,9 +80,10 @@ pub fn figure(r: &MutantsReport, part: Part) -> String {
         100.0 * (n("caught") + n("timeout")) as f64 / judged as f64
     };
     format!(
-        "{} caught (+{} timeouts) of {judged} that build and can change the output ({pct:.0} %); {} equivalent, {} unviable, {} not judged (the cell errored), {} not run",
+        "{} caught (+{} timeouts) of {judged} that build and can change the output ({pct:.0} %); {} no guest run can reach, caught by the unit tests; {} equivalent, {} unviable, {} not judged (the cell errored), {} not run",
         n("caught"),
         n("timeout"),
+        n("unit"),
         n("equivalent"),
         n("unviable"),
         n("error"),
@@ -141,6 +142,12 @@ pub fn markdown(r: &MutantsReport) -> String {
         &mut md,
         "Missed: the gate passed with the bug in",
         &|j| j.outcome == Outcome::Missed,
+        true,
+    );
+    section(
+        &mut md,
+        "Unit: no guest run reaches it; the unit tests fail it",
+        &|j| matches!(j.outcome, Outcome::Unit { .. }),
         true,
     );
     section(&mut md, "Timeout", &|j| j.outcome == Outcome::Timeout, true);
