@@ -396,7 +396,7 @@ pub fn run(
 /// then one bad value of each option that takes one (each at the edge of
 /// what is valid: 0 and negative numbers, a comm of 0 and 16 bytes; a
 /// negative number as `--opt=-1`, or clap takes it for an option).
-pub const CLI_RUNS: [&[&str]; 15] = [
+pub const CLI_RUNS: [&[&str]; 16] = [
     &["--show-target"],
     &["--count", "0"],
     &["--duration", "0"],
@@ -424,6 +424,9 @@ pub const CLI_RUNS: [&[&str]; 15] = [
         "--trace-buffer-kib",
         "4194304",
     ],
+    // -v: libbpf's own messages of the load on stderr (none without it:
+    // every other run's stderr is exactly what it documents).
+    &["-v", "--duration", "1"],
 ];
 
 fn cli_runs(tracer: &Path) -> Result<Vec<CliRun>> {

@@ -197,8 +197,16 @@ pub fn run(args: MutantsArgs) -> Result<ExitCode> {
             Err(code) => return Ok(code),
         }
     };
-    let joined = report::join(earlier.into_iter().chain(ran).collect())
+    let mut joined = report::join(earlier.into_iter().chain(ran).collect())
         .context("nothing to report: no mutant ran and no --from")?;
+    // Earlier runs were judged against the list of their day.
+    if !args.from.is_empty() {
+        let text = std::fs::read_to_string(repo_root().join(EQUIVALENT_LIST))
+            .with_context(|| format!("reading {EQUIVALENT_LIST}"))?;
+        EquivalentList::parse(&text)
+            .map_err(|e| anyhow::anyhow!("{EQUIVALENT_LIST}: {e}"))?
+            .settle(&mut joined.mutants);
+    }
     report::write(&report_dir, &joined)?;
     println!("{}", report::markdown(&joined));
     println!(

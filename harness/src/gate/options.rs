@@ -396,9 +396,33 @@ pub fn check_cli(i: &OptionsInput, ret_width_bits: Option<u32>) -> Result<String
             ));
         }
     }
+    // -v: libbpf's messages of the load (the verifier's among them) on
+    // stderr as `libbpf: ` lines, then the run as without it.
+    let verbose = runs
+        .iter()
+        .find(|r| r.args.first().is_some_and(|a| a == "-v"))
+        .ok_or("cli: -v was not tried")?;
+    let libbpf_lines = verbose
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("libbpf: "))
+        .count();
+    if verbose.exit_code != Some(0) || libbpf_lines == 0 {
+        return Err(format!(
+            "cli: `{}` exited with {:?} and printed {libbpf_lines} libbpf lines: want exit 0 and libbpf's messages of the load: {}",
+            verbose.args.join(" "),
+            verbose.exit_code,
+            verbose.stderr.lines().last().unwrap_or("it said nothing")
+        ));
+    }
     let bad: Vec<&CliRun> = runs
         .iter()
-        .filter(|r| r.args != ["--show-target"] && !named.contains(r) && !json.contains(r))
+        .filter(|r| {
+            r.args != ["--show-target"]
+                && !named.contains(r)
+                && !json.contains(r)
+                && !std::ptr::eq(*r, verbose)
+        })
         .collect();
     if bad.is_empty() {
         return Err("cli: no bad argument was tried".into());
@@ -741,6 +765,12 @@ mod tests {
                 "",
                 "{\"error\":\"trace-pipe\",\"message\":\"trace_pipe: /sys/kernel/tracing/buffer_size_kb = 4194304: Cannot allocate memory (os error 12)\"}\n",
             ),
+            run(
+                &["-v", "--duration", "1"],
+                0,
+                "",
+                "libbpf: loading object 'unlink_bpf' from buffer\nlibbpf: map 'events': created\nunlink-tracer: kprobe mode on do_unlinkat\nunlink-tracer: 0 lines; events 0\n",
+            ),
         ];
         let ok = i(&r);
         let input = |r| OptionsInput {
@@ -811,6 +841,20 @@ mod tests {
             e.starts_with("cli: `--json --mode printk --trace-buffer-kib 4194304` exited"),
             "{e}"
         );
+        // -v without libbpf's messages, or failing.
+        for (stderr, code) in [("unlink-tracer: 0 lines; events 0\n", 0), ("", 1)] {
+            let mut quiet = ok.clone();
+            quiet.cli[6].stderr = stderr.into();
+            quiet.cli[6].exit_code = Some(code);
+            let i = OptionsInput {
+                run: &quiet,
+                steps: &steps,
+                symbol: "do_unlinkat",
+                reports_missed: Some(false),
+            };
+            let e = check_cli(&i, Some(32)).unwrap_err();
+            assert!(e.starts_with("cli: `-v --duration 1` exited with"), "{e}");
+        }
         // A size the kernel cannot give taken: the tracer traced.
         let mut taken = ok.clone();
         taken.cli[5].exit_code = None;

@@ -354,12 +354,76 @@ impl EquivalentList {
             Err(stale)
         }
     }
+
+    /// Earlier runs' outcomes read against today's list (a join): a Rust
+    /// mutant the gate passed and the list now explains is equivalent, with
+    /// its reason; one it caught although listed gets the note to remove it.
+    pub fn settle(&self, judged: &mut [Judged]) {
+        for j in judged.iter_mut().filter(|j| j.mutant.part == Part::Rust) {
+            let Some(e) = self.equivalent.iter().find(|e| e.id == j.mutant.id) else {
+                continue;
+            };
+            j.mutant.equivalent = Some(e.reason.clone());
+            match &j.outcome {
+                Outcome::Missed => j.outcome = Outcome::Equivalent,
+                Outcome::Caught { verdicts } => {
+                    j.note = Some(format!(
+                        "listed as equivalent ({}) but caught by {}: remove it from the list",
+                        e.reason,
+                        verdicts.join(", ")
+                    ))
+                }
+                _ => {}
+            }
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::ScenarioResult;
+
+    #[test]
+    fn a_join_reads_outcomes_against_the_list() {
+        let list = EquivalentList::parse(
+            "[[equivalent]]\nid = \"a\"\nreason = \"speed only\"\n[[equivalent]]\nid = \"b\"\nreason = \"x\"\n",
+        )
+        .expect("list");
+        let judged = |id: &str, outcome| Judged {
+            mutant: mutant(Part::Rust, id),
+            outcome,
+            cell: String::new(),
+            dir: String::new(),
+            diff: String::new(),
+            build_s: 0.0,
+            cell_s: 0.0,
+            detail: String::new(),
+            note: None,
+        };
+        let mut js = vec![
+            judged("a", Outcome::Missed),
+            judged(
+                "b",
+                Outcome::Caught {
+                    verdicts: vec!["fields".into()],
+                },
+            ),
+            judged("c", Outcome::Missed),
+        ];
+        list.settle(&mut js);
+        assert_eq!(js[0].outcome, Outcome::Equivalent);
+        assert_eq!(js[0].mutant.equivalent.as_deref(), Some("speed only"));
+        assert!(js[1]
+            .note
+            .as_deref()
+            .is_some_and(|n| n.contains("caught by fields")));
+        assert_eq!(
+            js[2].outcome,
+            Outcome::Missed,
+            "an unlisted survivor stays missed"
+        );
+    }
 
     #[test]
     fn failed_tests_are_cargos() {
