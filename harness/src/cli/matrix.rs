@@ -44,7 +44,7 @@ pub struct MatrixArgs {
     /// Report directory [default: target/matrix-report, or target/overhead-report for `overhead`].
     #[arg(long)]
     pub report: Option<PathBuf>,
-    /// Cells run at once, 1 to 64 [default: from cores and memory].
+    /// Cells run at once, 1 to 64 [default: one per core under TCG, 1.5 with KVM, bounded by memory].
     #[arg(long, value_parser = super::selection::in_range::<usize>(1, 64))]
     pub jobs: Option<usize>,
     /// Seconds a guest may take to boot to the agent, 1 to 86400 [default: 180 TCG, 60 KVM; x2 for a foreign arch].

@@ -278,7 +278,7 @@ pub fn prepare(
         TransportArg::NineP => None,
     };
     let jobs = args.jobs.unwrap_or_else(|| match &job {
-        Job::Gate => default_jobs(),
+        Job::Gate => default_jobs(choice.accel),
         // One vCPU per guest: one guest per core keeps wall figures
         // from fighting over the cores.
         Job::Overhead(_) => cores(),

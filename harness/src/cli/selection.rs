@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 use harness::kernels::manifest::{KernelEntry, Manifest};
-use harness::model::{Arch, CellId};
+use harness::model::{Accel, Arch, CellId};
 
 #[derive(Debug, clap::Args)]
 pub struct Selection {
@@ -26,16 +26,19 @@ pub fn usage_error(msg: String) -> ExitCode {
     ExitCode::from(2)
 }
 
-/// Cells at once: a guest waits on 9p and its own timers part of the time,
-/// so 1.5 cells per core keep the cores busy (measured on 2 cores under
-/// TCG: 2 jobs 168 s, 3 jobs 140 s, 4 jobs 161 s for the 10 cells); each
-/// needs 1 GiB plus QEMU's own ~0.5 GiB.
-pub fn default_jobs() -> usize {
+/// Cells at once. Under TCG a guest runs all its vCPUs on one host thread
+/// (`TCG_ONE_THREAD`), busy from boot to power-off: one guest per core
+/// (measured on 2 cores: a bookworm/x86_64 cell took 50-56 s two at a time
+/// and 105 s three at a time, so a third guest only slowed the other two).
+/// With KVM a guest waits on 9p and its own timers part of the time, so 1.5
+/// cells per core keep the cores busy. Each needs 1 GiB plus QEMU's own
+/// ~0.5 GiB.
+pub fn default_jobs(accel: Accel) -> usize {
     let cores = cores();
     let mem_gib = nix::sys::sysinfo::sysinfo()
         .map(|i| i.ram_total() / (1 << 30))
         .unwrap_or(2) as usize;
-    jobs_for(cores, mem_gib)
+    jobs_for(accel, cores, mem_gib)
 }
 
 pub fn cores() -> usize {
@@ -44,8 +47,12 @@ pub fn cores() -> usize {
         .unwrap_or(1)
 }
 
-fn jobs_for(cores: usize, mem_gib: usize) -> usize {
-    (cores * 3 / 2).min(mem_gib * 2 / 3).max(1)
+fn jobs_for(accel: Accel, cores: usize, mem_gib: usize) -> usize {
+    let per_cpu = match accel {
+        Accel::Kvm => cores * 3 / 2,
+        _ => cores,
+    };
+    per_cpu.min(mem_gib * 2 / 3).max(1)
 }
 
 /// The selection's kernels and arches, or the usage error to exit 2 with.
@@ -126,9 +133,22 @@ mod tests {
 
     #[test]
     fn jobs_from_cores_and_memory() {
-        let cases = [(2, 24, 3), (8, 24, 12), (16, 8, 5), (2, 1, 1), (1, 0, 1)];
-        for (cores, mem, want) in cases {
-            assert_eq!(jobs_for(cores, mem), want, "{cores} cores, {mem} GiB");
+        let cases = [
+            (Accel::Kvm, 2, 24, 3),
+            (Accel::Kvm, 8, 24, 12),
+            (Accel::Kvm, 16, 8, 5),
+            (Accel::Tcg, 2, 24, 2),
+            (Accel::Tcg, 8, 24, 8),
+            (Accel::Tcg, 16, 8, 5),
+            (Accel::Tcg, 2, 1, 1),
+            (Accel::Kvm, 1, 0, 1),
+        ];
+        for (accel, cores, mem, want) in cases {
+            assert_eq!(
+                jobs_for(accel, cores, mem),
+                want,
+                "{accel:?}: {cores} cores, {mem} GiB"
+            );
         }
     }
 

@@ -125,6 +125,11 @@ fn the_whole_matrix_passes() {
     let _g = guests(ALL);
     let (report, json, out) = run_matrix(&[]);
     let all = cells(&json);
+    eprintln!(
+        "the whole matrix: {} cells in {:.1} s",
+        all.len(),
+        json["wall_s"].as_f64().unwrap_or_default()
+    );
     let mut referenced = std::collections::BTreeSet::new();
     let manifest = harness::kernels::manifest::Manifest::load(
         &harness::kernels::manifest::Manifest::default_path(),
