@@ -198,7 +198,9 @@ fn run(cli: &Cli) -> Result<()> {
     let session = Session::start(&cfg, &mut storage);
     if cli.verbose {
         for line in unlink_tracer::probe::take_libbpf_log().lines() {
-            eprintln!("libbpf: {line}");
+            // libbpf starts most of its messages with its name; the
+            // verifier log's lines come without it.
+            eprintln!("libbpf: {}", line.strip_prefix("libbpf: ").unwrap_or(line));
         }
     }
     let mut session = session?;

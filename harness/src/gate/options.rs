@@ -407,12 +407,14 @@ pub fn check_cli(i: &OptionsInput, ret_width_bits: Option<u32>) -> Result<String
         .lines()
         .filter(|l| l.starts_with("libbpf: "))
         .count();
-    if verbose.exit_code != Some(0) || libbpf_lines == 0 {
+    let doubled = verbose.stderr.contains("libbpf: libbpf: ");
+    if verbose.exit_code != Some(0) || libbpf_lines == 0 || doubled {
         return Err(format!(
-            "cli: `{}` exited with {:?} and printed {libbpf_lines} libbpf lines: want exit 0 and libbpf's messages of the load: {}",
+            "cli: `{}` exited with {:?} and printed {libbpf_lines} libbpf lines{}: want exit 0 and libbpf's messages of the load, each `libbpf: ` once: {}",
             verbose.args.join(" "),
             verbose.exit_code,
-            verbose.stderr.lines().last().unwrap_or("it said nothing")
+            if doubled { ", their prefix doubled" } else { "" },
+            verbose.stderr.lines().next().unwrap_or("it said nothing")
         ));
     }
     let bad: Vec<&CliRun> = runs
@@ -842,7 +844,14 @@ mod tests {
             "{e}"
         );
         // -v without libbpf's messages, or failing.
-        for (stderr, code) in [("unlink-tracer: 0 lines; events 0\n", 0), ("", 1)] {
+        for (stderr, code) in [
+            ("unlink-tracer: 0 lines; events 0\n", 0),
+            ("", 1),
+            (
+                "libbpf: libbpf: loading object 'unlink_bpf' from buffer\n",
+                0,
+            ),
+        ] {
             let mut quiet = ok.clone();
             quiet.cli[6].stderr = stderr.into();
             quiet.cli[6].exit_code = Some(code);
