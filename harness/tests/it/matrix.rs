@@ -1,0 +1,230 @@
+//! The main job: the whole matrix, a user's own kernel image, a guest
+//! kernel's panic.
+
+use std::path::Path;
+
+use serde_json::Value;
+use unlink_schema::protocol::files;
+
+use super::*;
+
+fn snapshot_settings(cell: &Value) -> insta::Settings {
+    let mut s = insta::Settings::clone_current();
+    s.set_snapshot_path(Path::new(env!("CARGO_MANIFEST_DIR")).join("snapshots"));
+    s.set_prepend_module_to_snapshot(false);
+    s.set_info(&serde_json::json!({
+        "kernel_package": cell["kernel_package"],
+        "kernel": cell["kernel"],
+        "release": cell["release"],
+        "arch": cell["arch"],
+    }));
+    s.set_omit_expression(true);
+    s
+}
+
+/// The main job, as the README runs it: every kernel of the manifest on
+/// both arches boots under QEMU and passes the regression gate: the tracer
+/// attaches to the right function, the tutorial, errors and names traces
+/// match their reviewed snapshots, and storm, contention, pairing, ret
+/// width, fentry and the tracefs oracle hold or are limitations the kernel
+/// itself establishes.
+#[test]
+fn the_whole_matrix_passes() {
+    let _g = guests(ALL);
+    let (report, json, out) = run_matrix(&[]);
+    let all = cells(&json);
+    eprintln!(
+        "the whole matrix: {} cells in {:.1} s",
+        all.len(),
+        json["wall_s"].as_f64().unwrap_or_default()
+    );
+    let mut referenced = std::collections::BTreeSet::new();
+    let manifest = harness::kernels::manifest::Manifest::load(
+        &harness::kernels::manifest::Manifest::default_path(),
+    )
+    .expect("manifest");
+    assert_eq!(
+        all.len(),
+        manifest.kernel.len() * 2,
+        "one cell per kernel and arch; stderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for cell in all {
+        let (alias, arch) = (
+            cell["alias"].as_str().expect("alias"),
+            cell["arch"].as_str().expect("arch"),
+        );
+        eprintln!(
+            "{alias}/{arch}: {} {} ({}) under {}: {} — boot {}s, run {}s, total {}s",
+            cell["kernel_package"],
+            cell["kernel"],
+            cell["release"],
+            cell["accel"],
+            cell["status"],
+            cell["boot_s"],
+            cell["run_s"],
+            cell["total_s"]
+        );
+        for sc in cell["scenarios"].as_array().expect("scenarios") {
+            eprintln!("  {}: {} — {}", sc["name"], sc["status"], sc["detail"]);
+        }
+        let dir = cell_dir(report.path(), alias, arch);
+        // Every snapshotted scenario against its reviewed snapshot (the
+        // variant the engine chose, if one exists for this cell).
+        for scenario in harness::gate::SNAPSHOTTED.iter().map(|s| s.name()) {
+            let text =
+                std::fs::read_to_string(dir.join("out").join(scenario).join(files::NORMALISED))
+                    .unwrap_or_else(|_| {
+                        panic!("{alias}/{arch}: no normalised {scenario} trace; cell: {cell:#}")
+                    });
+            let snap = cell["snapshots"][scenario]
+                .as_str()
+                .unwrap_or_else(|| panic!("{alias}/{arch}: no snapshot name for {scenario}"))
+                .to_string();
+            referenced.insert(snap.clone());
+            snapshot_settings(cell).bind(|| insta::assert_snapshot!(snap, text));
+        }
+        assert_eq!(cell["status"], "pass", "{alias}/{arch}: {cell:#}");
+
+        // 7.x renamed the unlink path; the tracer must follow.
+        let series = &manifest.get(alias).expect("alias in manifest").series;
+        let want_symbol = if series.starts_with("7.") {
+            "filename_unlinkat"
+        } else {
+            "do_unlinkat"
+        };
+        assert_eq!(cell["symbol"], want_symbol, "{alias}/{arch}");
+        // 5.10 returns long, later kernels int.
+        let want_bits = if series == "5.10" { 64 } else { 32 };
+        assert_eq!(cell["ret_width_bits"], want_bits, "{alias}/{arch}");
+        assert_eq!(cell["events"], 3, "{alias}/{arch}");
+
+        let pipe = std::fs::read_to_string(dir.join("out/printk/trace.out")).expect("printk trace");
+        assert!(pipe.contains(", ret = -2"), "{alias}/{arch}: {pipe}");
+        assert!(
+            !pipe.contains("4294967294"),
+            "{alias}/{arch}: ret read at the wrong width"
+        );
+
+        // The gate's table: every scenario present; an expected limitation
+        // only where the kernel itself rules the feature out.
+        for &name in harness::gate::VERDICTS {
+            let sc = scenario(cell, name);
+            match sc["status"].as_str() {
+                Some("pass") => {}
+                Some("expected-limitation") => {
+                    // fentry: the tracer's own refusal, by its kind; the
+                    // missed returns: the kernel's rule, named.
+                    let d = sc["detail"].as_str().unwrap_or_default();
+                    assert!(
+                        if name == "fentry" {
+                            sc["failure"] == "no-trampolines"
+                        } else {
+                            d.contains("no CONFIG_PREEMPTION and before 6.2")
+                        },
+                        "{alias}/{arch} {name}: {sc:#}"
+                    );
+                }
+                other => panic!("{alias}/{arch}: {name} {other:?}: {sc:#}"),
+            }
+        }
+        assert!(dir.join("console.log").is_file());
+        eprintln!("  contention: returns missed {}", cell["missed_returns"]);
+    }
+    // x86_64 has had trampolines since 5.5: no x86_64 cell may skip fentry.
+    for cell in all.iter().filter(|c| c["arch"] == "x86_64") {
+        assert_eq!(scenario(cell, "fentry")["status"], "pass", "{cell:#}");
+    }
+    // `--unreferenced=reject`: every committed snapshot is one a cell used.
+    let snaps = Path::new(env!("CARGO_MANIFEST_DIR")).join("snapshots");
+    for entry in std::fs::read_dir(&snaps).expect("snapshots dir") {
+        let name = entry
+            .expect("entry")
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
+        if let Some(stem) = name.strip_suffix(".snap") {
+            assert!(
+                referenced.contains(stem),
+                "snapshot {name} is used by no cell: remove it"
+            );
+        }
+    }
+    let summary = std::fs::read_to_string(report.path().join("summary.md")).expect("summary.md");
+    assert!(summary.contains("| kernel | x86_64 | arm64 |"), "{summary}");
+    let junit = std::fs::read_to_string(report.path().join("junit.xml")).expect("junit.xml");
+    assert_eq!(
+        junit.matches("<testcase ").count(),
+        all.len() * harness::gate::VERDICTS.len(),
+        "one testcase per cell and scenario:\n{junit}"
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `--kernel-image` with `--kernel-modules`: a kernel the user has (here a
+/// Debian 6.12 image taken out of the cache, as if built by hand) runs as a
+/// `custom` cell through the same gate.
+#[test]
+fn a_users_own_kernel_image_is_a_cell() {
+    let img = host_kernel("trixie");
+    let _g = guests(1);
+    let image = img.vmlinuz.to_string_lossy().into_owned();
+    let modules = img.modules.to_string_lossy().into_owned();
+    let (_report, json, out) =
+        run_matrix(&["--kernel-image", &image, "--kernel-modules", &modules]);
+    let all = cells(&json);
+    assert_eq!(all.len(), 1, "{}", String::from_utf8_lossy(&out.stderr));
+    let cell = &all[0];
+    assert_eq!(cell["alias"], "custom");
+    assert_eq!(cell["release"], img.release.as_str(), "{cell:#}");
+    assert_eq!(cell["status"], "pass", "{cell:#}");
+    assert!(out.status.success());
+}
+
+/// A guest kernel that panics (sysrq's crash) fails its boot as a kernel
+/// panic, and the console log keeps the report after the first line (the
+/// call trace) and the host's load at that moment, for whoever has to
+/// tell a kernel bug from a starved emulator.
+#[test]
+fn a_kernel_failure_keeps_its_whole_report() {
+    use harness::vm::boot;
+    let cache = harness::paths::cache_root();
+    let img = host_kernel("bookworm");
+    let _g = guests(1);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let spec = boot::BootSpec {
+        vng: harness::host::setup::vng_path(&cache),
+        arch: harness::model::Arch::host(),
+        accel: harness::model::Accel::Tcg,
+        vmlinuz: img.vmlinuz.clone(),
+        cpus: 1,
+        memory_mb: 512,
+        rwdirs: Vec::new(),
+        qemu_opts: None,
+        root: None,
+        busybox: None,
+        transport: boot::Transport::NineP,
+        command: "echo c > /proc/sysrq-trigger".into(),
+    };
+    let log = dir.path().join("console.log");
+    let r = boot::run(&spec, &log, boot::Deadlines::both(120), &|_| {}).expect("vng ran");
+    let text = std::fs::read_to_string(&log).expect("console log");
+    match &r.end {
+        boot::BootEnd::Failure(f) => assert_eq!(f.kind, "kernel panic", "{f:?}"),
+        other => panic!("ended {other:?}, not with a kernel panic:\n{text}"),
+    }
+    let panic_at = text.find("Kernel panic").expect("the panic line");
+    let after = &text[panic_at..];
+    assert!(
+        after.contains("harness: host load at this failure (/proc/loadavg): "),
+        "{after}"
+    );
+    assert!(
+        text.contains("Call Trace:"),
+        "the report's call trace is in the log:\n{text}"
+    );
+}
