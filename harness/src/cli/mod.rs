@@ -3,6 +3,7 @@
 //! engine run, the rendering of the engine's events. The binary's crate
 //! root carries the print lints' opt-out: this is the code that prints.
 
+pub mod args;
 pub mod clean;
 pub mod doctor;
 pub mod lock;

@@ -23,7 +23,7 @@ use harness::mutants::{self, bpf, rust, EquivalentList, Judged, Mutant, Outcome}
 use harness::paths::repo_root;
 use harness::report::mutants::{self as report, MutantsReport};
 
-use super::matrix::{MatrixArgs, TransportArg};
+use super::args::{MatrixArgs, TransportArg};
 use super::note;
 use super::run::{prepare, run_plan};
 use super::selection::{in_range, usage_error, Selection};

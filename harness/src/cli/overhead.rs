@@ -12,8 +12,8 @@ use harness::model::Status;
 use harness::overhead;
 use harness::report::overhead as overhead_report;
 
+use super::args::MatrixArgs;
 use super::clean::keep_cache_in_bounds;
-use super::matrix::MatrixArgs;
 use super::note;
 use super::render::annotate;
 use super::run::{run_engine, Ran};

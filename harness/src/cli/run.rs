@@ -16,8 +16,8 @@ use harness::kernels::kernel::{self, KernelSource};
 use harness::kernels::manifest::Manifest;
 use harness::model::{Accel, Arch, CellId, CellResult};
 
+use super::args::{MatrixArgs, TransportArg};
 use super::lock::lock_selection;
-use super::matrix::{MatrixArgs, TransportArg};
 use super::note;
 use super::render::render;
 use super::selection::{cores, default_jobs, parse_cell_timeout, select, usage_error};

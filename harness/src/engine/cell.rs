@@ -10,38 +10,12 @@ use anyhow::Context;
 
 use super::check::{boot_and_check, Checked};
 use super::events::CellEvents;
+use super::failure::CellFailure;
 use super::guest::{round2, CellRun};
 use super::measure::{boot_and_measure, Measured};
 use super::prefetch::Prefetch;
 use super::{CellSpec, GuestImage, Job, MatrixEvent, Plan, Stage};
 use crate::model::{CellResult, Span, Status};
-
-/// Why a cell did not pass: its status (Fail, Timeout or Error, never a
-/// passing one) and what went wrong.
-#[derive(Debug)]
-pub struct CellFailure {
-    pub status: Status,
-    pub error: anyhow::Error,
-}
-
-impl CellFailure {
-    pub fn new(status: Status, error: anyhow::Error) -> Self {
-        debug_assert!(!status.is_ok(), "a failure with a passing status");
-        CellFailure { status, error }
-    }
-
-    /// The harness, or the guest's plumbing, failed (Status::Error).
-    pub fn error(error: anyhow::Error) -> Self {
-        CellFailure::new(Status::Error, error)
-    }
-}
-
-/// Any plain error of a stage is an Error.
-impl From<anyhow::Error> for CellFailure {
-    fn from(error: anyhow::Error) -> Self {
-        CellFailure::error(error)
-    }
-}
 
 /// The row of a cell the run was cancelled before (it never started).
 pub(super) fn interrupted_row(plan: &Plan, cell: &CellSpec) -> CellResult {

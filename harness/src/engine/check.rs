@@ -1,7 +1,7 @@
 //! A gate cell (`harness matrix`): one boot running every scenario, then
 //! the gate's verdicts and the `console` verdict.
 
-use super::cell::CellFailure;
+use super::failure::CellFailure;
 use super::guest::{boot_guest, prepare_out, BootFacts, CellRun, GuestBoot, GUEST_OUT};
 use super::{MatrixEvent, Stage};
 use crate::gate::{self, console};

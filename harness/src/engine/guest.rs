@@ -7,7 +7,7 @@ use std::sync::mpsc::Sender;
 
 use anyhow::{Context, Result};
 
-use super::cell::CellFailure;
+use super::failure::CellFailure;
 use super::{CellSpec, GuestImage, Job, MatrixEvent, Plan, Stage};
 use crate::images::image::GuestBinaries;
 use crate::images::rootfs::GuestRoot;

@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 
-use super::cell::CellFailure;
+use super::failure::CellFailure;
 use super::guest::{boot_guest, prepare_out, round2, CellRun, GuestBoot, GUEST_OUT};
 use super::{MatrixEvent, Stage};
 use crate::kernels::facts;

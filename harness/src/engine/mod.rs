@@ -10,14 +10,15 @@
 mod cell;
 mod check;
 mod events;
+mod failure;
 mod guest;
 mod measure;
 mod plan;
 mod pool;
 mod prefetch;
 
-pub use cell::CellFailure;
 pub use events::{MatrixEvent, Stage};
+pub use failure::CellFailure;
 pub use guest::GUEST_OUT;
 pub use plan::{CellSpec, DeadlineOverrides, GuestImage, Job, Plan};
 pub use pool::run;
