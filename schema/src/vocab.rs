@@ -200,9 +200,14 @@ mod tests {
         for o in OverheadMode::ALL {
             assert_eq!(OverheadMode::parse(o.name()), Ok(*o));
         }
+        let mut words = std::collections::BTreeSet::new();
         for f in Failure::ALL {
             assert_eq!(Failure::parse(f.name()), Ok(*f));
             assert!(!f.describe().is_empty());
+            assert!(
+                words.insert(f.describe()),
+                "{f}: its words are another kind's"
+            );
         }
         let e = TracerMode::parse("nope").unwrap_err();
         assert_eq!(
