@@ -25,13 +25,17 @@ pub struct MatrixArgs {
     /// Report directory [default: target/matrix-report, or target/overhead-report for `overhead`].
     #[arg(long)]
     pub report: Option<PathBuf>,
-    /// Cells run at once, 1 to 64 [default: one per core under TCG, 1.5 with KVM, bounded by memory].
+    /// Cells run at once, 1 to 64 [default: one per core (a matrix with KVM:
+    /// 1.5), bounded by memory].
     #[arg(long, value_parser = super::selection::in_range::<usize>(1, 64))]
     pub jobs: Option<usize>,
-    /// Seconds a guest may take to boot to the agent, 1 to 86400 [default: 180 TCG, 60 KVM; x2 for a foreign arch].
+    /// Seconds a guest may take to boot to the agent, 1 to 86400 [default:
+    /// 180 TCG, 60 KVM; x2 for a foreign arch, x3 counting instructions].
     #[arg(long, value_parser = super::selection::in_range::<u64>(1, 86_400))]
     pub boot_timeout: Option<u64>,
-    /// Seconds the agent may run once booted, 1 to 86400 [default: 420 TCG, 180 KVM; x2 for a foreign arch].
+    /// Seconds the agent may run once booted, 1 to 86400 [default: 420 TCG,
+    /// 180 KVM, an overhead run 60 s (KVM 10 s) more per mode and round;
+    /// x2 for a foreign arch, x3 counting instructions].
     #[arg(long, value_parser = super::selection::in_range::<u64>(1, 86_400))]
     pub run_timeout: Option<u64>,
     /// One cell's deadlines (boot and run), e.g. `sid/arm64=600`; repeatable.
@@ -50,8 +54,9 @@ pub struct MatrixArgs {
     /// The modules directory of --kernel-image (`.../lib/modules/<release>`).
     #[arg(long, value_name = "DIR", requires = "kernel_image")]
     pub kernel_modules: Option<PathBuf>,
-    /// Gate this unlink-tracer binary instead of building the checkout's
-    /// (built for the one --arch given); the agent is still the checkout's.
+    /// Gate (overhead: measure) this unlink-tracer binary instead of
+    /// building the checkout's (built for the one --arch given); the agent
+    /// is still the checkout's.
     #[arg(long, value_name = "PATH")]
     pub tracer: Option<PathBuf>,
 }
