@@ -122,3 +122,79 @@ fn resolves_against_this_hosts_btf() {
         .to_string();
     assert!(err.contains(&t.symbol), "{err}");
 }
+
+/// The README's section on the tracer, from its heading to the next.
+fn readme_tracer_section() -> String {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+            .expect("README.md");
+    let start = readme
+        .find("\n## unlink-tracer\n")
+        .expect("the unlink-tracer section");
+    let rest = &readme[start + 1..];
+    let end = rest[3..].find("\n## ").map_or(rest.len(), |e| e + 3);
+    rest[..end].to_string()
+}
+
+/// The README's usage block names exactly the options `--help` has, and
+/// its `--json` field table exactly the fields a JSON event has.
+#[test]
+fn the_readme_says_what_the_tracer_has() {
+    let section = readme_tracer_section();
+    // Options: every `--long` (and `-v`) of the usage block vs --help's.
+    let usage = section.split("```").nth(1).expect("the usage block");
+    let longs = |text: &str| -> std::collections::BTreeSet<String> {
+        text.split(|c: char| c.is_whitespace() || matches!(c, '[' | ']' | ',' | '|'))
+            .filter(|w| w.starts_with("--") && w.len() > 2)
+            .map(|w| w.split('=').next().unwrap_or(w).to_string())
+            .collect()
+    };
+    let help = Command::new(env!("CARGO_BIN_EXE_unlink-tracer"))
+        .arg("--help")
+        .output()
+        .expect("running unlink-tracer --help");
+    let help = String::from_utf8_lossy(&help.stdout);
+    let mut documented = longs(usage);
+    let mut has = longs(&help);
+    // clap's own.
+    has.remove("--help");
+    has.remove("--version");
+    documented.remove("--help");
+    assert_eq!(documented, has, "README usage block vs --help");
+    assert!(usage.contains("[-v|--verbose]") && help.contains("-v, --verbose"));
+
+    // Fields: the first column of the `--json` table vs a serialized event.
+    let table_start = section.find("| field |").expect("the --json field table");
+    let mut fields = std::collections::BTreeSet::new();
+    for line in section[table_start..].lines().skip(2) {
+        if !line.starts_with('|') {
+            break;
+        }
+        let first = line.split('|').nth(1).unwrap_or_default();
+        for name in first.split(',') {
+            fields.insert(name.trim().trim_matches('`').to_string());
+        }
+    }
+    let event = unlink_schema::JsonEvent {
+        time_ns: 0,
+        pid: 0,
+        tid: 0,
+        comm: String::new(),
+        dfd: None,
+        filename: String::new(),
+        filename_truncated: false,
+        filename_unreadable: false,
+        ret: 0,
+        errno: None,
+        latency_ns: 0,
+        symbol: String::new(),
+    };
+    let keys: std::collections::BTreeSet<String> = serde_json::to_value(&event)
+        .expect("an event serializes")
+        .as_object()
+        .expect("an object")
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(fields, keys, "README --json field table vs JsonEvent");
+}
