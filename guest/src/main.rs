@@ -38,7 +38,7 @@ use nix::unistd::Pid;
 use unlink_schema::protocol::{
     files, CONSOLE_MARKER, GUEST_START_MARKER, PRINTK_TRACE_BUFFER_KIB, WORKDIR,
 };
-use unlink_schema::{Failure, RunOutcome, Scenario, Step, TracerError, TracerMode};
+use unlink_schema::{Failure, RunOutcome, Scenario, ScenarioSpec, Step, TracerError, TracerMode};
 
 #[derive(Debug, Parser)]
 #[command(name = "unlink-guest")]
@@ -130,75 +130,61 @@ enum Work {
     Options,
 }
 
-/// How the agent runs one scenario of the shared vocabulary.
+/// How the agent runs one scenario: its record (`unlink_schema::scenarios`:
+/// the tracer's mode, the oracle beside it, the load's ring and counting)
+/// and the agent's own workload for it.
 #[derive(Debug)]
 struct Spec {
     scenario: Scenario,
-    mode: TracerMode,
     work: Work,
-    oracle: bool,
+}
+
+impl Spec {
+    fn record(&self) -> &'static ScenarioSpec {
+        self.scenario.spec()
+    }
 }
 
 const SPECS: &[Spec] = &[
     Spec {
         scenario: Scenario::Tutorial,
-        mode: TracerMode::Kprobe,
         work: Work::Tutorial,
-        oracle: true,
     },
     Spec {
         scenario: Scenario::Errors,
-        mode: TracerMode::Kprobe,
         work: Work::Errors,
-        oracle: true,
     },
     Spec {
         scenario: Scenario::Names,
-        mode: TracerMode::Kprobe,
         work: Work::Names,
-        oracle: false,
     },
     Spec {
         scenario: Scenario::Callers,
-        mode: TracerMode::Kprobe,
         work: Work::Callers,
-        oracle: true,
     },
     Spec {
         scenario: Scenario::Printk,
-        mode: TracerMode::Printk,
         work: Work::TutorialThreaded,
-        oracle: false,
     },
     Spec {
         scenario: Scenario::Fentry,
-        mode: TracerMode::Fentry,
         work: Work::TutorialErrors,
-        oracle: false,
     },
     Spec {
         scenario: Scenario::Storm,
-        mode: TracerMode::Kprobe,
         work: Work::Storm,
-        oracle: false,
     },
     Spec {
         scenario: Scenario::Burst,
-        mode: TracerMode::Kprobe,
         work: Work::Burst,
-        oracle: false,
     },
     Spec {
         scenario: Scenario::Contention,
-        mode: TracerMode::Kprobe,
         work: Work::Contention,
-        oracle: false,
     },
     Spec {
         scenario: Scenario::Options,
-        mode: TracerMode::Kprobe,
         work: Work::Options,
-        oracle: false,
     },
 ];
 
@@ -220,10 +206,6 @@ const BPF_STATS_SYSCTL: &str = "/proc/sys/kernel/bpf_stats_enabled";
 /// held calls wait: 200 entries of 568 bytes, more than the 64 KiB ring
 /// holds (115).
 const STORM_FILL_CALLS: u32 = 100;
-
-/// The storm's ring buffer, in KiB: about a hundred calls (a call is an
-/// entry and a return record, ~600 bytes).
-const STORM_RINGBUF_KIB: &str = "64";
 
 fn main() {
     let cli = Cli::parse();
@@ -281,7 +263,7 @@ fn run_all(args: &RunArgs) {
             failure: None,
             kernel_release: release.clone(),
             scenario: sc.scenario.name().to_string(),
-            mode: sc.mode.name().to_string(),
+            mode: sc.record().mode.name().to_string(),
             attach_s: 0.0,
             workload_s: 0.0,
             total_s: 0.0,
@@ -391,12 +373,11 @@ fn run(args: &RunArgs, sc: &Spec, out_dir: &Path, outcome: &mut RunOutcome) -> R
         .context("writing the workload's calls")?;
         return Ok(());
     }
-    let counting = matches!(sc.work, Work::Storm | Work::Burst | Work::Contention);
-    // Contention runs with the kernel's BPF run statistics on, so the
-    // summary's per-program figures are there to be checked (off for every
-    // other run, where they must be absent). Not the burst: timing 5,000
-    // calls' programs doubled its workload under TCG.
-    let stats = sc.work == Work::Contention;
+    let load = sc.record().load;
+    let counting = load.is_some();
+    // The record says which runs have the kernel's BPF run statistics on
+    // (the summary's per-program figures then there to be checked).
+    let stats = load.is_some_and(|l| l.bpf_stats);
     if stats {
         fs::write(BPF_STATS_SYSCTL, "1").context("enabling kernel.bpf_stats_enabled")?;
     }
@@ -405,7 +386,8 @@ fn run(args: &RunArgs, sc: &Spec, out_dir: &Path, outcome: &mut RunOutcome) -> R
     // part of any workload.
     let ready = out_dir.join(files::READY);
     let _ = fs::remove_file(&ready);
-    let oracle = if sc.oracle {
+    let mode = sc.record().mode;
+    let oracle = if sc.record().oracle {
         Some(oracle::Oracle::start(&oracle::symbol()?)?)
     } else {
         None
@@ -417,7 +399,7 @@ fn run(args: &RunArgs, sc: &Spec, out_dir: &Path, outcome: &mut RunOutcome) -> R
     let start = Instant::now();
     let mut tracer = Command::new(&args.tracer);
     tracer
-        .args(["--json", "--mode", sc.mode.name(), "--ready-file"])
+        .args(["--json", "--mode", mode.name(), "--ready-file"])
         .arg(&ready);
     if counting {
         // Only this process, counted but not printed: the kernel-side
@@ -427,14 +409,13 @@ fn run(args: &RunArgs, sc: &Spec, out_dir: &Path, outcome: &mut RunOutcome) -> R
             .arg("--pid")
             .arg(std::process::id().to_string());
     }
-    if sc.mode == TracerMode::Printk {
+    if mode == TracerMode::Printk {
         tracer.args(["--trace-buffer-kib", &PRINTK_TRACE_BUFFER_KIB.to_string()]);
     }
-    if matches!(sc.work, Work::Storm) {
-        // A ring too small for the storm: records are lost, and the gate
-        // checks that every loss is counted (the burst checks that the
-        // default ring loses none).
-        tracer.args(["--ringbuf-kib", STORM_RINGBUF_KIB]);
+    if let Some(kib) = load.and_then(|l| l.ringbuf_kib) {
+        // A ring of the scenario's own size (the storm's, too small for
+        // it: records are lost, and the gate checks every loss is counted).
+        tracer.args(["--ringbuf-kib", &kib.to_string()]);
     }
     let mut tracer = tracer
         .stdout(stdout)
@@ -464,7 +445,7 @@ fn run(args: &RunArgs, sc: &Spec, out_dir: &Path, outcome: &mut RunOutcome) -> R
         std::thread::sleep(Duration::from_millis(20));
     }
     outcome.attach_s = start.elapsed().as_secs_f64();
-    if sc.mode == TracerMode::Printk {
+    if mode == TracerMode::Printk {
         outcome.trace_buffer_kib = oracle::trace_buffer_kib();
     }
 
@@ -608,11 +589,11 @@ mod tests {
             assert_eq!(parse_scenario(s.name()).map(|sp| sp.scenario), Ok(*s));
         }
         assert_eq!(
-            parse_scenario("storm").map(|s| s.mode),
+            parse_scenario("storm").map(|s| s.record().mode),
             Ok(TracerMode::Kprobe)
         );
         assert_eq!(
-            parse_scenario("fentry").map(|s| s.mode),
+            parse_scenario("fentry").map(|s| s.record().mode),
             Ok(TracerMode::Fentry)
         );
         let e = parse_scenario("nope").unwrap_err();

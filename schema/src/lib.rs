@@ -4,8 +4,10 @@
 use serde::{Deserialize, Serialize};
 
 pub mod protocol;
+pub mod scenarios;
 pub mod vocab;
 
+pub use scenarios::{LoadSpec, Losses, ScenarioSpec, SCENARIO_SPECS};
 pub use vocab::{Failure, OverheadMode, Scenario, TracerMode};
 
 /// The tracer's filename buffer (`FNAME_MAX` in `bpf/unlink.h`): paths of

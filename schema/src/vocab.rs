@@ -97,12 +97,6 @@ named! {
     }
 }
 
-impl Scenario {
-    /// The scenarios whose normalised trace is a reviewed snapshot.
-    pub const SNAPSHOTTED: &'static [Scenario] =
-        &[Scenario::Tutorial, Scenario::Errors, Scenario::Names];
-}
-
 named! {
     /// What is attached to the unlink path in an overhead round.
     pub enum OverheadMode {

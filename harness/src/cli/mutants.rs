@@ -125,7 +125,7 @@ fn load(
         let table = args.table.clone().unwrap_or_else(|| root.join(BPF_TABLE));
         let text = std::fs::read_to_string(&table)
             .with_context(|| format!("reading {}", table.display()))?;
-        match bpf::parse(&text, &source, harness::gate::VERDICTS) {
+        match bpf::parse(&text, &source, &harness::gate::VERDICTS) {
             Ok(ms) => all.extend(ms),
             Err(errs) => return Ok(Err(format!("{}: {}", table.display(), errs.join("; ")))),
         }

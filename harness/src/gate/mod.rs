@@ -30,50 +30,41 @@ use normalise::{Normalised, TraceEvent, TracerSummary};
 /// workloads).
 pub const SCENARIOS: &[Scenario] = Scenario::ALL;
 
-/// Every verdict of a cell's gate table: the scenarios, then the
-/// invariants checked across them.
-pub const VERDICTS: &[&str] = &[
-    "tutorial",
-    "errors",
-    "names",
-    "callers",
-    "printk",
-    "fentry",
-    "storm",
-    "burst",
-    "contention",
-    "fields",
-    "text",
-    "pid-filter",
-    "comm-filter",
-    "count",
-    "duration",
-    "cli",
-    "pairing",
-    "ret-width",
-    "oracle",
-    "console",
-];
+/// The verdicts judged across the scenarios' runs, after their own.
+pub const ACROSS: &[&str] = &["fields", "pairing", "ret-width", "oracle", "console"];
+
+/// Every verdict of a cell's gate table, in its order: each scenario's
+/// own, as its record names them, then [`ACROSS`].
+pub static VERDICTS: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLock::new(|| {
+    unlink_schema::SCENARIO_SPECS
+        .iter()
+        .flat_map(|s| s.verdicts.iter().copied())
+        .chain(ACROSS.iter().copied())
+        .collect()
+});
 
 /// The runs whose every event is checked field by field against the
-/// agent's record (the options scenario's are checked by its verdicts).
-pub const FIELD_CHECKED: &[Scenario] = &[
-    Scenario::Tutorial,
-    Scenario::Errors,
-    Scenario::Names,
-    Scenario::Callers,
-    Scenario::Fentry,
-];
+/// agent's record, as their records say (the options scenario's are
+/// checked by its verdicts).
+pub fn field_checked() -> Vec<Scenario> {
+    Scenario::those(|s| s.fields)
+}
 
-/// The runs traced beside the kernel's own kprobe tracer (`oracle`).
-pub const ORACLE_CHECKED: &[Scenario] = &[Scenario::Tutorial, Scenario::Errors, Scenario::Callers];
+/// The runs traced beside the kernel's own kprobe tracer (`oracle`), as
+/// their records say.
+pub fn oracle_checked() -> Vec<Scenario> {
+    Scenario::those(|s| s.oracle)
+}
 
 /// A call-by-call run as parsed once for all its verdicts: its calls, the
 /// tracer's events and summary.
 type Parsed = (Vec<Step>, Vec<TraceEvent>, TracerSummary);
 
-/// The scenarios whose normalised trace is a reviewed snapshot.
-pub const SNAPSHOTTED: &[Scenario] = Scenario::SNAPSHOTTED;
+/// The scenarios whose normalised trace is a reviewed snapshot, as their
+/// records say.
+pub fn snapshotted() -> Vec<Scenario> {
+    Scenario::those(|s| s.snapshot)
+}
 
 /// What a cell's gate found, besides the verdicts.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -218,7 +209,7 @@ pub fn gate(
     // What tracefs offered, per run, for the fields verdict.
     let mut symbols: BTreeMap<&str, Option<String>> = BTreeMap::new();
 
-    for name in SNAPSHOTTED.iter().map(|s| s.name()) {
+    for name in snapshotted().iter().map(|s| s.name()) {
         let r = (|| -> Result<String> {
             let (run, events, n, summary) = normalised(&out.join(name))?;
             if name == "tutorial" {
@@ -273,27 +264,22 @@ pub fn gate(
     results.push(verdict("printk", check_printk(&out.join("printk"))));
     let (fentry, fentry_run) = check_fentry(&out.join("fentry"), &texts, fentry_expectation(img));
     results.push(fentry);
-    for (sc, losses) in [
-        (Scenario::Storm, Losses::Certain),
-        (Scenario::Burst, Losses::None),
-    ] {
-        let (r, _) = check_load(sc.name(), &out.join(sc.name()), img, release, losses);
+    // Every load scenario, by its record's loss rule; contention's missed
+    // returns are a fact of the cell.
+    for spec in unlink_schema::SCENARIO_SPECS {
+        let Some(load) = spec.load else { continue };
+        let sc = spec.scenario;
+        let (r, missed) = check_load(sc.name(), &out.join(sc.name()), img, release, load.losses);
+        if sc == Scenario::Contention {
+            facts.missed_returns = missed;
+        }
         results.push(r);
     }
-    let (contention, missed) = check_load(
-        "contention",
-        &out.join(Scenario::Contention.name()),
-        img,
-        release,
-        Losses::Any,
-    );
-    facts.missed_returns = missed;
-    results.push(contention);
+    results.extend(check_options(&out.join("options"), facts.ret_width_bits));
     results.push(verdict(
         "fields",
         check_fields(&runs, &symbols, fentry_run.as_ref()),
     ));
-    results.extend(check_options(&out.join("options"), facts.ret_width_bits));
     results.push(verdict("pairing", check_pairing(&runs)));
     results.push(verdict("ret-width", check_ret_width(&runs)));
     results.push(verdict("oracle", check_oracle(out, &runs)));
@@ -699,17 +685,7 @@ pub fn programs_as_reported(s: &TracerSummary, stats_on: bool) -> Result<(), Str
     Ok(())
 }
 
-/// What a load scenario's ring must do with its records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Losses {
-    /// The storm: its consumer is stopped and its ring small, so records
-    /// are lost, and the loss accounting is exercised on every cell.
-    Certain,
-    /// The burst: the default ring holds it whole.
-    None,
-    /// Contention: not about the ring.
-    Any,
-}
+pub use unlink_schema::Losses;
 
 /// Whether a load run lost what it had to (pure).
 pub fn losses_as_expected(
@@ -750,7 +726,7 @@ fn check_fields(
     fentry: Option<&(Parsed, Option<String>)>,
 ) -> Result<String> {
     let mut done = Vec::new();
-    for sc in FIELD_CHECKED {
+    for sc in &field_checked() {
         let name = sc.name();
         let ((steps, events, summary), symbol) = match (sc, fentry) {
             (Scenario::Fentry, Some((p, s))) => (p, s.as_ref()),
@@ -945,7 +921,7 @@ pub const ORACLE_LATENCY_SLACK_NS: u64 = 2_000;
 fn check_oracle(out: &Path, runs: &BTreeMap<&str, Parsed>) -> Result<String> {
     let mut compared = Vec::new();
     let mut worst = 0u64;
-    for name in ORACLE_CHECKED.iter().map(|s| s.name()) {
+    for name in oracle_checked().iter().map(|s| s.name()) {
         let (steps, events, _) = runs.get(name).with_context(|| format!("no {name} run"))?;
         let text = std::fs::read_to_string(out.join(name).join("oracle.txt"))
             .with_context(|| format!("{name}: no oracle.txt"))?;
@@ -1033,6 +1009,37 @@ pub fn oracle_agrees(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The verdicts the gate emits, with the engine's console verdict, are
+    /// exactly the table the scenarios' records give, in its order: a
+    /// scenario's record, not a list kept by hand, says what is judged.
+    #[test]
+    fn the_gate_emits_the_records_verdicts() {
+        let out = tempfile::tempdir().expect("temp dir");
+        let img = KernelImage {
+            alias: "custom".into(),
+            suite: "custom".into(),
+            arch: crate::model::Arch::X86_64,
+            package: "custom".into(),
+            version: "custom".into(),
+            release: "6.1.0-50-amd64".into(),
+            vmlinuz: "/nonexistent".into(),
+            vmlinuz_sha256: String::new(),
+            modules: std::path::PathBuf::new(),
+            config: None,
+            debs: Vec::new(),
+        };
+        let (results, _) = gate(out.path(), &img, "custom", "x86_64", &img.release);
+        let mut emitted: Vec<&str> = results.iter().map(|r| r.name.as_str()).collect();
+        emitted.push(console::VERDICT);
+        assert_eq!(emitted, *VERDICTS);
+        // Nothing ran: every verdict fails, none passes by default.
+        assert!(
+            results.iter().all(|r| r.status == Status::Fail),
+            "{results:#?}"
+        );
+        assert_eq!(VERDICTS.len(), 20);
+    }
 
     /// The oracle's calls for a correct trace, and each corruption of a
     /// field it vouches for, named.

@@ -182,9 +182,9 @@ fn the_committed_table_applies() {
     let root = crate::paths::repo_root();
     let text = std::fs::read_to_string(root.join("mutants/bpf.toml")).expect("mutants/bpf.toml");
     let src = |f: &str| std::fs::read_to_string(root.join(f)).ok();
-    let ms = parse(&text, &src, crate::gate::VERDICTS).unwrap_or_else(|e| panic!("{e:#?}"));
+    let ms = parse(&text, &src, &crate::gate::VERDICTS).unwrap_or_else(|e| panic!("{e:#?}"));
     assert!(ms.len() >= 30, "{} mutants", ms.len());
     let hand = std::fs::read_to_string(root.join("mutants/hand.toml")).expect("mutants/hand.toml");
-    let ms = parse(&hand, &src, crate::gate::VERDICTS).unwrap_or_else(|e| panic!("{e:#?}"));
+    let ms = parse(&hand, &src, &crate::gate::VERDICTS).unwrap_or_else(|e| panic!("{e:#?}"));
     assert!(!ms.is_empty());
 }
