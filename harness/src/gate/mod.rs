@@ -758,14 +758,8 @@ fn check_fields(
 /// duration.
 fn check_options(dir: &Path, ret_width_bits: Option<u32>) -> Vec<ScenarioResult> {
     use unlink_schema::OptionProbe;
-    const NAMES: [&str; 6] = [
-        "text",
-        "pid-filter",
-        "comm-filter",
-        "count",
-        "duration",
-        "cli",
-    ];
+    // Its verdicts, as its record names them.
+    let names = Scenario::Options.spec().verdicts;
     let read = || -> Result<(Run, String, BTreeMap<OptionProbe, options::ProbeOutput>)> {
         let run = read_run(dir)?;
         let symbol = kernel_symbol(&run)?;
@@ -795,14 +789,14 @@ fn check_options(dir: &Path, ret_width_bits: Option<u32>) -> Vec<ScenarioResult>
         Ok(x) => x,
         Err(e) => {
             let msg = format!("the options scenario: {e:#}");
-            return NAMES
+            return names
                 .iter()
                 .map(|n| verdict(n, Err(anyhow::anyhow!("{msg}"))))
                 .collect();
         }
     };
     let Some(opts) = &run.outcome.options else {
-        return NAMES
+        return names
             .iter()
             .map(|n| {
                 verdict(

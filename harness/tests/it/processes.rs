@@ -113,12 +113,15 @@ struct Running {
     tmp: tempfile::TempDir,
 }
 
-// Every caller waits for the child it is handed.
+/// `harness matrix` of bookworm and trixie on x86_64 under TCG, two at a
+/// time, with `extra` arguments, started in the background: the child,
+/// its report dir (its stderr in [`HARNESS_ERR`] there) and the TMPDIR it
+/// was given. Every caller waits for the child.
 #[allow(clippy::zombie_processes)]
-fn matrix_with_guests_up() -> Running {
+fn two_cell_matrix(extra: &[&str]) -> (std::process::Child, tempfile::TempDir, tempfile::TempDir) {
     let report = tempfile::tempdir().expect("temp dir");
     let tmp = tempfile::tempdir().expect("temp dir");
-    let mut child = harness()
+    let child = harness()
         .env("TMPDIR", tmp.path())
         .args([
             "matrix",
@@ -130,8 +133,9 @@ fn matrix_with_guests_up() -> Running {
             "tcg",
             "--jobs",
             "2",
-            "--report",
         ])
+        .args(extra)
+        .arg("--report")
         .arg(report.path())
         .stdout(std::process::Stdio::null())
         .stderr(
@@ -139,6 +143,13 @@ fn matrix_with_guests_up() -> Running {
         )
         .spawn()
         .expect("starting harness matrix");
+    (child, report, tmp)
+}
+
+// Every caller waits for the child it is handed.
+#[allow(clippy::zombie_processes)]
+fn matrix_with_guests_up() -> Running {
+    let (mut child, report, tmp) = two_cell_matrix(&[]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
     loop {
         let tree = descendants(child.id());
@@ -262,31 +273,7 @@ fn a_signalled_matrix_leaves_nothing_behind() {
 #[test]
 fn a_finished_matrix_leaves_nothing_behind() {
     let _g = guests(ALL);
-    let report = tempfile::tempdir().expect("temp dir");
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let mut child = harness()
-        .env("TMPDIR", tmp.path())
-        .args([
-            "matrix",
-            "--kernels",
-            "bookworm,trixie",
-            "--arch",
-            "x86_64",
-            "--accel",
-            "tcg",
-            "--jobs",
-            "2",
-            "--cell-timeout",
-            "bookworm/x86_64=1",
-            "--report",
-        ])
-        .arg(report.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(
-            std::fs::File::create(report.path().join(HARNESS_ERR)).expect("harness stderr file"),
-        )
-        .spawn()
-        .expect("starting harness matrix");
+    let (mut child, report, tmp) = two_cell_matrix(&["--cell-timeout", "bookworm/x86_64=1"]);
     // Every process of its tree, with its name, as seen while it ran.
     let mut seen: std::collections::BTreeMap<(u32, u64), String> = Default::default();
     let status = loop {
