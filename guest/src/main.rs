@@ -20,6 +20,7 @@
     reason = "the guest agent's output is its protocol: console markers, and JSON from its subprocesses"
 )]
 
+mod exec;
 mod held;
 mod options;
 mod oracle;
@@ -36,7 +37,8 @@ use clap::{Parser, Subcommand};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use unlink_schema::protocol::{
-    files, CONSOLE_MARKER, GUEST_START_MARKER, PRINTK_TRACE_BUFFER_KIB, WORKDIR,
+    files, CONSOLE_MARKER, EXEC_EXIT, EXEC_OUTPUT, GUEST_START_MARKER, PRINTK_TRACE_BUFFER_KIB,
+    WORKDIR,
 };
 use unlink_schema::{Failure, RunOutcome, Scenario, ScenarioSpec, Step, TracerError, TracerMode};
 
@@ -53,6 +55,17 @@ enum Cmd {
     Run(RunArgs),
     /// Measure what each probe mode costs an unlink (criterion, interleaved rounds).
     Overhead(overhead::OverheadArgs),
+    /// Run a command as a cell's guest runs its agent (`harness run`): on
+    /// the guest-local tmpfs, the tracer and this agent on PATH, each line
+    /// it writes relayed to the console, its exit code written to OUT.
+    Exec {
+        /// Shared directory for results.
+        #[arg(long)]
+        out: PathBuf,
+        /// The command and its arguments.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
     /// One unlink as the current (dropped) user; its step as JSON on stdout.
     AsUser {
         #[arg(long)]
@@ -223,6 +236,20 @@ fn main() {
             }
         }
         Cmd::Run(args) => run_all(&args),
+        Cmd::Exec { out, command } => {
+            let release = release();
+            println!("{GUEST_START_MARKER} {release}");
+            let code = match exec::run(&out, &command) {
+                Ok(code) => code,
+                Err(e) => {
+                    println!("{CONSOLE_MARKER}{EXEC_OUTPUT}unlink-guest exec: {e:#}");
+                    127
+                }
+            };
+            let _ = fs::write(out.join(files::EXIT_CODE), format!("{code}\n"));
+            let _ = fs::write(out.join(files::DONE), "ok\n");
+            println!("{CONSOLE_MARKER}{EXEC_EXIT}{code}");
+        }
         Cmd::Overhead(args) => {
             let release = release();
             println!("{GUEST_START_MARKER} {release}");
@@ -533,7 +560,7 @@ fn agent_path() -> Result<PathBuf> {
     std::env::current_exe().context("finding the agent's own binary")
 }
 
-fn prepare_workdir() -> Result<()> {
+pub(crate) fn prepare_workdir() -> Result<()> {
     let dir = Path::new(WORKDIR);
     fs::create_dir_all(dir).with_context(|| format!("creating {WORKDIR}"))?;
     nix::mount::mount(

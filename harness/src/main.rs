@@ -28,6 +28,8 @@ struct Cli {
 enum Cmd {
     /// Run the kernel matrix: fetch, boot, trace, check, report.
     Matrix(cli::matrix::MatrixCmd),
+    /// Boot one cell's guest (its kernel, root, tracer and agent) and run a command in it; exit with its code.
+    Run(cli::exec::RunCmd),
     /// Measure what each probe mode costs an unlink, per cell (criterion in the guests).
     Overhead(cli::overhead::OverheadArgs),
     /// Plant one bug at a time in the tracer (cargo-mutants, mutants/bpf.toml) and run one cell's gate on each.
@@ -70,6 +72,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.cmd {
         Cmd::Matrix(args) => cli::matrix::run(args),
+        Cmd::Run(cmd) => cli::exec::run(cmd),
         Cmd::Overhead(args) => cli::overhead::run(args),
         Cmd::Mutants(args) => cli::mutants::run(args),
         Cmd::Lock(args) => cli::lock::run(args),

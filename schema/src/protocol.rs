@@ -18,6 +18,11 @@ pub const CLI_RUN_LIMIT_S: u64 = 20;
 pub const CONSOLE_MARKER: &str = "UNLINK-GUEST: ";
 /// The agent's first line: the guest is up (the run deadline starts).
 pub const GUEST_START_MARKER: &str = "UNLINK-GUEST: start";
+/// `harness run`: each line the command writes (stdout or stderr), on the
+/// console after [`CONSOLE_MARKER`] and this.
+pub const EXEC_OUTPUT: &str = "output ";
+/// `harness run`: the command's exit, after [`CONSOLE_MARKER`] and this.
+pub const EXEC_EXIT: &str = "exit ";
 
 /// File names in a scenario's directory (`OUT/SCENARIO/`), or at the top of
 /// `OUT` where said.
@@ -40,4 +45,7 @@ pub mod files {
     pub const DONE: &str = "done";
     /// At the top of OUT: an overhead run's rounds (`OverheadRun`).
     pub const OVERHEAD_RUN: &str = "overhead-run.json";
+    /// At the top of OUT: `harness run`'s command's exit code (a signal
+    /// that ended it as 128 + its number), written before `done`.
+    pub const EXIT_CODE: &str = "exit-code";
 }

@@ -6,6 +6,7 @@
 pub mod args;
 pub mod clean;
 pub mod doctor;
+pub mod exec;
 pub mod lock;
 pub mod matrix;
 pub mod mutants;

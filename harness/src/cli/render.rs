@@ -19,6 +19,7 @@ fn stage_text(stage: Stage) -> &'static str {
         Stage::Booting => "booting",
         Stage::Tracing => "tracing",
         Stage::Measuring => "measuring",
+        Stage::Running => "running the command",
         Stage::Checking => "checking",
     }
 }
@@ -55,6 +56,9 @@ pub fn render(cells: &[CellId], rx: mpsc::Receiver<MatrixEvent>) {
                 Some(pb) => pb.set_message(text),
                 None => eprintln!("[{cell}] {text}"),
             },
+            // The command's own output, as it comes (stdout: it is the
+            // command's, the progress lines are on stderr).
+            MatrixEvent::Output { line, .. } => multi.suspend(|| println!("{line}")),
             MatrixEvent::Done(r) => {
                 let cell = CellId {
                     alias: r.alias.clone(),

@@ -282,6 +282,8 @@ pub fn prepare(
         // One vCPU per guest: one guest per core keeps wall figures
         // from fighting over the cores.
         Job::Overhead(_) => cores(),
+        // One cell.
+        Job::Exec(_) => 1,
     });
     let plan = Plan {
         job,

@@ -10,6 +10,7 @@ use anyhow::Context;
 
 use super::check::{boot_and_check, Checked};
 use super::events::CellEvents;
+use super::exec::{boot_and_exec, Executed};
 use super::failure::CellFailure;
 use super::guest::{round2, CellRun};
 use super::measure::{boot_and_measure, Measured};
@@ -56,6 +57,7 @@ fn blank_row(plan: &Plan, cell: &CellSpec) -> CellResult {
             .report_dir
             .join("cells")
             .join(format!("{}-{}", id.alias, id.arch)),
+        exit_code: None,
     }
 }
 
@@ -112,6 +114,7 @@ pub(super) fn run_cell(
         match &plan.job {
             Job::Gate => record_check(&mut row, boot_and_check(&run)),
             Job::Overhead(settings) => record_measure(&mut row, boot_and_measure(&run, settings)),
+            Job::Exec(command) => record_exec(&mut row, boot_and_exec(&run, command)),
         }
     })();
     match end {
@@ -161,6 +164,16 @@ fn record_check(row: &mut CellResult, c: Checked) -> Result<(), CellFailure> {
         row.snapshots = gate.facts.snapshots.into_iter().collect();
     }
     c.end
+}
+
+/// A `harness run` cell's boot and its command's exit code into its row.
+fn record_exec(row: &mut CellResult, e: Executed) -> Result<(), CellFailure> {
+    row.transport = e.boot.transport;
+    row.banner_s = e.boot.banner_s;
+    row.boot_s = e.boot.boot_s;
+    row.run_s = e.boot.run_s;
+    row.exit_code = e.exit_code;
+    e.end
 }
 
 /// An overhead cell's boots and figures into its row.

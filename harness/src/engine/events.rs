@@ -16,14 +16,27 @@ pub enum Stage {
     Tracing,
     /// Running the overhead benches.
     Measuring,
+    /// Running a user's command (`harness run`).
+    Running,
     Checking,
 }
 
 /// What the engine reports while it works.
 #[derive(Debug, Clone)]
 pub enum MatrixEvent {
-    Stage { cell: CellId, stage: Stage },
-    Note { cell: CellId, text: String },
+    Stage {
+        cell: CellId,
+        stage: Stage,
+    },
+    Note {
+        cell: CellId,
+        text: String,
+    },
+    /// A line the command of `harness run` wrote in the guest.
+    Output {
+        cell: CellId,
+        line: String,
+    },
     Done(Box<CellResult>),
 }
 

@@ -145,24 +145,34 @@ pub(super) fn boot_guest(c: &CellRun, gb: &GuestBoot) -> Boot {
     });
     let console = &gb.console;
     let on_guest = |line: &str| {
+        let said = line.trim_start_matches(unlink_schema::protocol::CONSOLE_MARKER);
         let ev = if line.starts_with(boot::GUEST_START_MARKER) {
             MatrixEvent::Stage {
                 cell: id.clone(),
                 stage: match plan.job {
                     Job::Gate => Stage::Tracing,
                     Job::Overhead(_) => Stage::Measuring,
+                    Job::Exec(_) => Stage::Running,
                 },
+            }
+        } else if let (Job::Exec(_), Some(output)) = (
+            &plan.job,
+            said.strip_prefix(unlink_schema::protocol::EXEC_OUTPUT),
+        ) {
+            MatrixEvent::Output {
+                cell: id.clone(),
+                line: output.to_string(),
             }
         } else {
             MatrixEvent::Note {
                 cell: id.clone(),
                 text: format!(
-                    "{}: {}",
+                    "{}: {said}",
                     match plan.job {
                         Job::Gate => "tracing",
                         Job::Overhead(_) => "measuring",
+                        Job::Exec(_) => "running",
                     },
-                    line.trim_start_matches(unlink_schema::protocol::CONSOLE_MARKER)
                 ),
             }
         };

@@ -10,6 +10,7 @@
 mod cell;
 mod check;
 mod events;
+mod exec;
 mod failure;
 mod guest;
 mod measure;
@@ -18,6 +19,7 @@ mod pool;
 mod prefetch;
 
 pub use events::{MatrixEvent, Stage};
+pub use exec::exec_command;
 pub use failure::CellFailure;
 pub use guest::GUEST_OUT;
 pub use plan::{CellSpec, DeadlineOverrides, GuestImage, Job, Plan};

@@ -39,6 +39,8 @@ pub enum Job {
     Gate,
     /// The overhead meter (`harness overhead`).
     Overhead(overhead::Settings),
+    /// A user's command in the guest (`harness run`).
+    Exec(Vec<String>),
 }
 
 /// Deadlines the command line sets, in seconds: every boot's, every run's
@@ -56,7 +58,7 @@ impl Job {
     /// boot runs every mode's rounds), then the overrides.
     pub fn deadlines(&self, accel: Accel, id: &CellId, o: &DeadlineOverrides) -> Deadlines {
         let mut d = match self {
-            Job::Gate => Deadlines::default_for(accel, id.arch),
+            Job::Gate | Job::Exec(_) => Deadlines::default_for(accel, id.arch),
             Job::Overhead(s) => Deadlines::for_overhead(accel, id.arch, s.steps()),
         };
         if let Some(s) = o.boot {

@@ -181,6 +181,9 @@ pub struct CellResult {
     pub error: Option<String>,
     /// Cell directory inside the report dir (console log, raw guest output).
     pub dir: PathBuf,
+    /// `harness run`: the command's exit code (128 + a signal's number).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
     /// Where the cell's time went, phase by phase, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub timeline: Vec<Span>,
@@ -243,6 +246,7 @@ pub(crate) fn test_cell(alias: &str, arch: Arch, status: Status) -> CellResult {
         scenarios: Vec::new(),
         error: (status != Status::Pass).then(|| "it broke".to_string()),
         dir: "/r".into(),
+        exit_code: None,
         timeline: Vec::new(),
     }
 }

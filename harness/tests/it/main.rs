@@ -10,6 +10,7 @@
 
 mod cache;
 mod cli;
+mod exec;
 mod layering;
 mod matrix;
 mod mutants;

@@ -11,7 +11,7 @@ use super::*;
 /// process is the same only if both match: pids are reused): its
 /// descendants, and every member of a process group one of them leads
 /// (daemons such as virtiofsd leave the tree for init but keep the group).
-fn descendants(root: u32) -> Vec<(u32, u64)> {
+pub(crate) fn descendants(root: u32) -> Vec<(u32, u64)> {
     let mut procs: Vec<(u32, ProcStat)> = Vec::new();
     for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
         let Some(pid) = entry
@@ -66,7 +66,7 @@ fn proc_stat(pid: u32) -> Option<ProcStat> {
     (f.first() != Some(&"Z")).then_some(st)
 }
 
-fn comm(pid: u32) -> String {
+pub(crate) fn comm(pid: u32) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/comm"))
         .unwrap_or_default()
         .trim()
@@ -188,7 +188,7 @@ fn temp_files(tmp: &tempfile::TempDir) -> Vec<String> {
 }
 
 /// Waits up to `secs` for every process of `tree` to be gone; the living.
-fn survivors(tree: &[(u32, u64)], secs: u64) -> Vec<String> {
+pub(crate) fn survivors(tree: &[(u32, u64)], secs: u64) -> Vec<String> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
     loop {
         let alive: Vec<String> = tree
