@@ -121,8 +121,42 @@ pub fn summary_md(cells: &[CellResult], accel_reason: &str, wall_s: f64) -> Stri
     s
 }
 
-/// A `## Failures` section listing every cell that did not pass (empty
-/// when all did).
+/// The command that boots a failed cell again with its agent running the
+/// scenarios behind its failed verdicts (every scenario when a verdict
+/// across them, or the boot, failed), for a person to watch (pure).
+pub fn reproduce(c: &CellResult) -> String {
+    use unlink_schema::{Scenario, SCENARIO_SPECS};
+    let failed: Vec<&str> = c
+        .scenarios
+        .iter()
+        .filter(|s| !s.status.is_ok())
+        .map(|s| s.name.as_str())
+        .collect();
+    let mut scenarios: Vec<Scenario> = SCENARIO_SPECS
+        .iter()
+        .filter(|s| s.verdicts.iter().any(|v| failed.contains(v)))
+        .map(|s| s.scenario)
+        .collect();
+    if scenarios.is_empty() {
+        scenarios = Scenario::ALL.to_vec();
+    }
+    let out = unlink_schema::protocol::GUEST_OUT;
+    let cell = if c.alias == "custom" {
+        format!("custom/{} --kernel-image PATH", c.arch)
+    } else {
+        format!("{}/{}", c.alias, c.arch)
+    };
+    let mut cmd = format!(
+        "cargo harness run {cell} -- unlink-guest run --tracer {out}/bin/unlink-tracer --out {out}"
+    );
+    for s in scenarios {
+        cmd.push_str(&format!(" --scenario {s}"));
+    }
+    cmd
+}
+
+/// A `## Failures` section listing every cell that did not pass, each
+/// with the command that reproduces it (empty when all passed).
 pub fn failures_md(cells: &[CellResult]) -> String {
     let mut s = String::new();
     let failing: Vec<&CellResult> = cells.iter().filter(|c| c.status != Status::Pass).collect();
@@ -130,11 +164,12 @@ pub fn failures_md(cells: &[CellResult]) -> String {
         s.push_str("\n## Failures\n\n");
         for c in failing {
             s.push_str(&format!(
-                "- **{}/{}** ({}): {}\n",
+                "- **{}/{}** ({}): {}\n  reproduce: `{}`\n",
                 c.alias,
                 c.arch,
                 status_mark(c.status),
-                c.error.as_deref().unwrap_or("see scenarios")
+                c.error.as_deref().unwrap_or("see scenarios"),
+                reproduce(c)
             ));
         }
     }
@@ -336,11 +371,12 @@ pub fn github_annotation(c: &CellResult) -> String {
             .replace('\n', "%0A")
     };
     format!(
-        "::error title={}/{} {}::{}",
+        "::error title={}/{} {}::{} (reproduce: {})",
         c.alias,
         c.arch,
         esc(status_mark(c.status)),
-        esc(c.error.as_deref().unwrap_or("see the report"))
+        esc(c.error.as_deref().unwrap_or("see the report")),
+        esc(&reproduce(c))
     )
 }
 
@@ -368,6 +404,9 @@ pub fn junit(cells: &[CellResult]) -> Result<String> {
             }
             let mut case = TestCase::new("boot", status);
             case.set_classname(class.as_str());
+            if c.status != Status::Pass {
+                case.set_system_err(format!("reproduce: {}", reproduce(c)));
+            }
             case.set_time(Duration::from_secs_f64(c.total_s.max(0.0)));
             suite.add_test_case(case);
         }
@@ -389,6 +428,8 @@ pub fn junit(cells: &[CellResult]) -> Result<String> {
             case.set_classname(class.as_str());
             if sc.status == Status::Pass {
                 case.set_system_out(sc.detail.as_str());
+            } else if !sc.status.is_ok() {
+                case.set_system_err(format!("reproduce: {}", reproduce(c)));
             }
             suite.add_test_case(case);
         }
@@ -469,10 +510,58 @@ mod tests {
     fn annotations_are_one_line() {
         let mut c = cell("sid", Arch::Arm64, Status::Fail, &[]);
         c.error = Some("50% broke\nbadly".into());
-        assert_eq!(
-            github_annotation(&c),
-            "::error title=sid/arm64 ❌ fail::50%25 broke%0Abadly"
+        let a = github_annotation(&c);
+        assert!(
+            a.starts_with("::error title=sid/arm64 ❌ fail::50%25 broke%0Abadly (reproduce: "),
+            "{a}"
         );
+        assert!(!a.contains('\n'), "{a}");
+    }
+
+    /// A failed cell's reproduce command reruns the scenarios behind its
+    /// failed verdicts (every one for a boot or a verdict across them).
+    #[test]
+    fn failed_cells_say_how_to_reproduce_them() {
+        use crate::model::test_cell;
+        let with = |failed: &[&str]| {
+            let mut c = test_cell("sid", Arch::Arm64, Status::Fail);
+            c.scenarios = ["storm", "pid-filter", "console"]
+                .iter()
+                .map(|n| {
+                    let st = if failed.contains(n) {
+                        Status::Fail
+                    } else {
+                        Status::Pass
+                    };
+                    ScenarioResult::new(*n, st, "")
+                })
+                .collect();
+            reproduce(&c)
+        };
+        let base = "cargo harness run sid/arm64 -- unlink-guest run --tracer /run/unlink-out/bin/unlink-tracer --out /run/unlink-out";
+        assert_eq!(with(&["storm"]), format!("{base} --scenario storm"));
+        assert_eq!(
+            with(&["storm", "pid-filter"]),
+            format!("{base} --scenario storm --scenario options")
+        );
+        let all: String = unlink_schema::Scenario::ALL
+            .iter()
+            .map(|s| format!(" --scenario {s}"))
+            .collect();
+        assert_eq!(with(&["console"]), format!("{base}{all}"));
+        let mut custom = test_cell("custom", Arch::X86_64, Status::Error);
+        custom.scenarios.clear();
+        assert!(reproduce(&custom)
+            .starts_with("cargo harness run custom/x86_64 --kernel-image PATH -- "));
+        let md = failures_md(&[custom.clone()]);
+        assert!(
+            md.contains("reproduce: `cargo harness run custom/x86_64"),
+            "{md}"
+        );
+        assert!(github_annotation(&custom).contains("(reproduce: cargo harness run"));
+        assert!(junit(&[custom])
+            .unwrap()
+            .contains("reproduce: cargo harness run"));
     }
 
     #[test]
