@@ -43,7 +43,8 @@ pub fn read(dir: &Path) -> Result<MutantsReport> {
 
 /// Joins runs (shards, or a run and its re-run of some mutants): a mutant
 /// judged in a later run replaces its earlier outcome, unless that one is
-/// not-run.
+/// not-run, or the earlier run caught it on another cell (the cells
+/// escalate until one fails a mutant: caught on any is caught).
 pub fn join(runs: Vec<MutantsReport>) -> Option<MutantsReport> {
     let mut it = runs.into_iter();
     let mut out = it.next()?;
@@ -55,7 +56,7 @@ pub fn join(runs: Vec<MutantsReport>) -> Option<MutantsReport> {
                 .iter_mut()
                 .find(|o| o.mutant.part == j.mutant.part && o.mutant.id == j.mutant.id)
             {
-                Some(o) if j.outcome != Outcome::NotRun => *o = j,
+                Some(o) if j.outcome != Outcome::NotRun && !caught_elsewhere(o, &j) => *o = j,
                 Some(_) => {}
                 None => out.mutants.push(j),
             }
@@ -67,6 +68,14 @@ pub fn join(runs: Vec<MutantsReport>) -> Option<MutantsReport> {
         }
     }
     Some(out)
+}
+
+/// Whether `earlier` caught the mutant on another cell than the one where
+/// `later` did not (pure).
+fn caught_elsewhere(earlier: &Judged, later: &Judged) -> bool {
+    matches!(earlier.outcome, Outcome::Caught { .. })
+        && !matches!(later.outcome, Outcome::Caught { .. })
+        && earlier.cell != later.cell
 }
 
 /// `caught 30 / 32 (94 %)`: what the README quotes, per part (pure).
@@ -220,5 +229,83 @@ fn first_line(s: &str) -> &str {
     match l.char_indices().nth(300) {
         Some((i, _)) => &l[..i],
         None => l,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mutants::{Edit, Mutant};
+
+    fn judged(id: &str, cell: &str, outcome: Outcome) -> Judged {
+        Judged {
+            mutant: Mutant {
+                part: Part::Rust,
+                id: id.into(),
+                what: id.into(),
+                edit: Edit {
+                    file: "f.rs".into(),
+                    start: 0,
+                    end: 1,
+                    replacement: String::new(),
+                },
+                caught_by: Vec::new(),
+                equivalent: None,
+            },
+            outcome,
+            cell: cell.into(),
+            dir: String::new(),
+            diff: String::new(),
+            build_s: 0.0,
+            cell_s: 0.0,
+            detail: String::new(),
+            note: None,
+        }
+    }
+
+    fn run(mutants: Vec<Judged>) -> MutantsReport {
+        MutantsReport {
+            cell: "bookworm/x86_64".into(),
+            wall_s: 1.0,
+            baseline_s: 1.0,
+            mutants,
+            stale_equivalents: Vec::new(),
+        }
+    }
+
+    /// A later run's outcome wins, except that a mutant caught on one
+    /// cell stays caught when a rerun on another cell passes it.
+    #[test]
+    fn a_join_keeps_a_catch_from_another_cell() {
+        let caught = || Outcome::Caught {
+            verdicts: vec!["storm".into()],
+        };
+        let joined = join(vec![
+            run(vec![
+                judged("a", "bookworm/x86_64", caught()),
+                judged("b", "bookworm/x86_64", Outcome::Missed),
+                judged("c", "bookworm/x86_64", caught()),
+                judged("d", "bookworm/x86_64", Outcome::Missed),
+            ]),
+            run(vec![
+                judged("a", "sid/x86_64", Outcome::Missed),
+                judged("b", "sid/x86_64", caught()),
+                judged("c", "bookworm/x86_64", Outcome::Missed),
+                judged("d", "bookworm/x86_64", Outcome::NotRun),
+            ]),
+        ])
+        .expect("joined");
+        let by = |id: &str| {
+            joined
+                .mutants
+                .iter()
+                .find(|j| j.mutant.id == id)
+                .map(|j| j.outcome.name())
+        };
+        assert_eq!(by("a"), Some("caught"), "caught on bookworm, passed on sid");
+        assert_eq!(by("b"), Some("caught"), "passed on bookworm, caught on sid");
+        assert_eq!(by("c"), Some("missed"), "a rerun on the same cell decides");
+        assert_eq!(by("d"), Some("missed"), "not-run replaces nothing");
+        assert_eq!(joined.wall_s, 2.0);
     }
 }
