@@ -379,6 +379,22 @@ impl EquivalentList {
     }
 }
 
+/// A judged Rust mutant `id` on `cell`, for tests of what reads outcomes.
+#[cfg(test)]
+pub(crate) fn test_judged(id: &str, cell: &str, outcome: Outcome) -> Judged {
+    Judged {
+        mutant: tests::mutant(Part::Rust, id),
+        outcome,
+        cell: cell.into(),
+        dir: String::new(),
+        diff: String::new(),
+        build_s: 0.0,
+        cell_s: 0.0,
+        detail: String::new(),
+        note: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -390,17 +406,7 @@ mod tests {
             "[[equivalent]]\nid = \"a\"\nreason = \"speed only\"\n[[equivalent]]\nid = \"b\"\nreason = \"x\"\n",
         )
         .expect("list");
-        let judged = |id: &str, outcome| Judged {
-            mutant: mutant(Part::Rust, id),
-            outcome,
-            cell: String::new(),
-            dir: String::new(),
-            diff: String::new(),
-            build_s: 0.0,
-            cell_s: 0.0,
-            detail: String::new(),
-            note: None,
-        };
+        let judged = |id: &str, outcome| test_judged(id, "", outcome);
         let mut js = vec![
             judged("a", Outcome::Missed),
             judged(

@@ -235,33 +235,7 @@ fn first_line(s: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mutants::{Edit, Mutant};
-
-    fn judged(id: &str, cell: &str, outcome: Outcome) -> Judged {
-        Judged {
-            mutant: Mutant {
-                part: Part::Rust,
-                id: id.into(),
-                what: id.into(),
-                edit: Edit {
-                    file: "f.rs".into(),
-                    start: 0,
-                    end: 1,
-                    replacement: String::new(),
-                },
-                caught_by: Vec::new(),
-                equivalent: None,
-            },
-            outcome,
-            cell: cell.into(),
-            dir: String::new(),
-            diff: String::new(),
-            build_s: 0.0,
-            cell_s: 0.0,
-            detail: String::new(),
-            note: None,
-        }
-    }
+    use crate::mutants::test_judged as judged;
 
     fn run(mutants: Vec<Judged>) -> MutantsReport {
         MutantsReport {
