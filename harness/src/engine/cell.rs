@@ -12,7 +12,7 @@ use super::check::{boot_and_check, Checked};
 use super::events::CellEvents;
 use super::exec::{boot_and_exec, Executed};
 use super::failure::CellFailure;
-use super::guest::{round2, CellRun};
+use super::guest::{round2, BootFacts, CellRun};
 use super::measure::{boot_and_measure, Measured};
 use super::prefetch::Prefetch;
 use super::{CellSpec, GuestImage, Job, MatrixEvent, Plan, Stage};
@@ -133,12 +133,18 @@ pub(super) fn run_cell(
     row
 }
 
+/// What one boot showed into the row: how the root reached the guest,
+/// seconds to the banner, to the agent, and of its run.
+fn record_boot(row: &mut CellResult, b: &BootFacts) {
+    row.transport = b.transport.clone();
+    row.banner_s = b.banner_s;
+    row.boot_s = b.boot_s;
+    row.run_s = b.run_s;
+}
+
 /// A gate cell's boot and verdicts into its row.
 fn record_check(row: &mut CellResult, c: Checked) -> Result<(), CellFailure> {
-    row.transport = c.boot.transport;
-    row.banner_s = c.boot.banner_s;
-    row.boot_s = c.boot.boot_s;
-    row.run_s = c.boot.run_s;
+    record_boot(row, &c.boot);
     if row.release.is_none() {
         row.release = c.guest_release;
     }
@@ -168,10 +174,7 @@ fn record_check(row: &mut CellResult, c: Checked) -> Result<(), CellFailure> {
 
 /// A `harness run` cell's boot and its command's exit code into its row.
 fn record_exec(row: &mut CellResult, e: Executed) -> Result<(), CellFailure> {
-    row.transport = e.boot.transport;
-    row.banner_s = e.boot.banner_s;
-    row.boot_s = e.boot.boot_s;
-    row.run_s = e.boot.run_s;
+    record_boot(row, &e.boot);
     row.exit_code = e.exit_code;
     e.end
 }

@@ -1,11 +1,11 @@
 //! A user's command in a cell's guest (`harness run`): one boot of exactly
 //! what the cell boots (its kernel, root, the freshly built tracer and
 //! agent), running `unlink-guest exec -- COMMAND`; each line the command
-//! writes comes out as an event, its exit code is the row's.
+//! writes comes out as an event (the agent's console lines, see
+//! `guest.rs`), its exit code is the row's.
 
 use super::failure::CellFailure;
 use super::guest::{boot_guest, prepare_out, BootFacts, CellRun, GuestBoot, GUEST_OUT};
-use super::MatrixEvent;
 use unlink_schema::protocol::files;
 
 /// What the command's boot gave.
@@ -52,13 +52,6 @@ pub(super) fn boot_and_exec(c: &CellRun, command: &[String]) -> Executed {
     let exit_code = std::fs::read_to_string(out.join(files::EXIT_CODE))
         .ok()
         .and_then(|t| t.trim().parse().ok());
-    let _ = c.tx.send(MatrixEvent::Note {
-        cell: c.cell.id.clone(),
-        text: match exit_code {
-            Some(code) => format!("the command exited with {code}"),
-            None => "the command did not finish".into(),
-        },
-    });
     Executed {
         boot: boot.facts,
         exit_code,
