@@ -53,13 +53,16 @@ pub enum TargetError {
 
 /// Picks the function: `requested` if given, else the first of [`CANDIDATES`] the BTF has.
 pub fn resolve(btf: &Btf, requested: Option<&str>) -> Result<Target, TargetError> {
-    let found = btf.funcs_containing("unlinkat");
+    // The unlink functions the kernel has are listed only for an error:
+    // the list walks every function of the BTF (a tenth of a second of a
+    // tracer's start under emulation).
+    let found = || btf.funcs_containing("unlinkat");
     let symbol = match requested {
         Some(sym) if btf.has_func(sym) => sym.to_string(),
         Some(sym) => {
             return Err(TargetError::UnknownSymbol {
                 symbol: sym.to_string(),
-                found,
+                found: found(),
             })
         }
         None => match CANDIDATES.iter().find(|c| btf.has_func(c)) {
@@ -67,7 +70,7 @@ pub fn resolve(btf: &Btf, requested: Option<&str>) -> Result<Target, TargetError
             None => {
                 return Err(TargetError::NoCandidate {
                     tried: CANDIDATES.iter().map(|s| s.to_string()).collect(),
-                    found,
+                    found: found(),
                 })
             }
         },
