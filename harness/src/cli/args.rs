@@ -48,7 +48,9 @@ pub struct MatrixArgs {
     /// Re-resolve the selected kernels before running (rolling suites move).
     #[arg(long)]
     pub relock: bool,
-    /// Boot your own kernel instead: an image file (bzImage / Image) or a built source tree.
+    /// Boot your own kernel: an image file (bzImage / Image) or a built
+    /// source tree, as the cell `custom` (beside it only the kernels named
+    /// with --kernels).
     #[arg(long, value_name = "PATH")]
     pub kernel_image: Option<PathBuf>,
     /// The modules directory of --kernel-image (`.../lib/modules/<release>`).

@@ -273,7 +273,19 @@ fn run_mutants(
         Err(code) => return Ok(Err(code)),
     };
     note("the clean tracer first: the gate must pass it on every cell");
-    let base = run_plan(&p.plan, &p.images, &p.prefetch, false);
+    // The first scratch copy and the mutants' dependencies build on the
+    // core the clean cell leaves free: each mutant then rebuilds only
+    // what it touches.
+    let root = repo_root();
+    let (base, warmed) = std::thread::scope(|s| {
+        let warm = s.spawn(|| Scratch::new(&root, 0).and_then(|t| t.warm()));
+        let base = run_plan(&p.plan, &p.images, &p.prefetch, false);
+        let warmed = warm
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the scratch build panicked")));
+        (base, warmed)
+    });
+    warmed.context("building the unmutated scratch copy")?;
     let mut plans = Vec::new();
     for (alias, arch) in cells {
         let name = format!("{alias}/{arch}");
@@ -315,7 +327,6 @@ fn run_mutants(
     let total = selected.len();
     let queue = std::sync::Mutex::new(selected.into_iter().enumerate());
     let results = std::sync::Mutex::new(Vec::new());
-    let root = repo_root();
     let workers: Result<()> = std::thread::scope(|s| {
         let handles: Vec<_> =
             (0..args.jobs)
@@ -507,15 +518,21 @@ fn slug(id: &str) -> String {
 /// are rewritten, so cargo rebuilds only what a mutant touches), and each
 /// mutant is planted in, and taken out of, that copy: the checkout may be
 /// edited while a run of hours goes on without moving the mutants' edits.
+/// The workers' copies build into one target directory (the
+/// dependencies built once; each copy's own crates are packages of their
+/// own there), one build at a time, each tracer copied out to the
+/// worker's own `bin-W` before the next build replaces it.
 struct Scratch {
     tree: PathBuf,
     target: PathBuf,
+    bin: PathBuf,
     /// Each mutated file as the run found it.
     pristine: std::cell::RefCell<std::collections::HashMap<String, String>>,
 }
 
 impl Scratch {
-    /// Worker `w`'s copy, `target/mutants/tree-W`, built into `target-W`.
+    /// Worker `w`'s copy, `target/mutants/tree-W`, built into
+    /// `target/mutants/target`, its tracer kept in `bin-W`.
     fn new(root: &Path, w: usize) -> Result<Scratch> {
         let base = root.join("target").join("mutants");
         let tree = base.join(format!("tree-{w}"));
@@ -550,7 +567,8 @@ impl Scratch {
         }
         Ok(Scratch {
             tree,
-            target: base.join(format!("target-{w}")),
+            target: base.join("target"),
+            bin: base.join(format!("bin-{w}")),
             pristine: Default::default(),
         })
     }
@@ -574,6 +592,14 @@ impl Scratch {
             .unwrap_or_default()
     }
 
+    /// Builds the copy as it is (no mutant planted): the dependencies
+    /// every mutant's build then finds built.
+    fn warm(&self) -> Result<()> {
+        self.cargo_build()
+            .map(|_| ())
+            .map_err(|e| anyhow::anyhow!("{e}"))
+    }
+
     /// Plants the mutant and builds the tracer; Ok: the binary, Err: why
     /// it did not build (the compiler's last lines).
     fn build(&self, m: &Mutant) -> std::result::Result<PathBuf, String> {
@@ -583,6 +609,14 @@ impl Scratch {
             .apply(&text)
             .ok_or_else(|| format!("the edit is not inside {}", m.edit.file))?;
         std::fs::write(self.tree.join(&m.edit.file), mutated).map_err(|e| e.to_string())?;
+        self.cargo_build()
+    }
+
+    /// `cargo build` of the copy's tracer, under the one build lock, and
+    /// the binary copied to this worker's `bin-W`.
+    fn cargo_build(&self) -> std::result::Result<PathBuf, String> {
+        static ONE_BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one = ONE_BUILD.lock().unwrap_or_else(|e| e.into_inner());
         let triple = Arch::host().rust_target();
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let out = Command::new(cargo)
@@ -605,11 +639,16 @@ impl Scratch {
             let err = String::from_utf8_lossy(&out.stderr);
             return Err(build_error(&err));
         }
-        Ok(self
+        let built = self
             .target
             .join(triple)
             .join("release")
-            .join("unlink-tracer"))
+            .join("unlink-tracer");
+        let kept = self.bin.join("unlink-tracer");
+        std::fs::create_dir_all(&self.bin)
+            .and_then(|()| std::fs::copy(&built, &kept))
+            .map_err(|e| format!("copying {} to {}: {e}", built.display(), kept.display()))?;
+        Ok(kept)
     }
 
     /// The tracer's and schema's unit tests (library and binary) with the

@@ -135,7 +135,10 @@ pub fn prepare(
             "custom".into(),
             KernelSource::Custom(img),
         ));
-    } else {
+    }
+    // Beside a user's own kernel, only the Debian kernels named with
+    // --kernels (a comparison in one report); without it, the selection's.
+    if args.kernel_image.is_none() || !args.select.kernels.is_empty() {
         let outcomes = lock_selection(&cache, &kernels, &arches, &args.select, args.relock)?;
         for o in outcomes {
             let e = o.entry().clone();

@@ -7,6 +7,9 @@ use anyhow::{Context, Result};
 
 use super::note;
 
+/// Test threads: more than the integration binary has guest tests.
+const TEST_THREADS: usize = 16;
+
 pub fn run(args: &[String]) -> Result<ExitCode> {
     super::setup::run()?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
@@ -51,6 +54,14 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
                 args.to_vec()
             })
             .env("INSTA_UPDATE", "no")
+            // The guest tests wait for their guests' slots (one per core,
+            // harness/tests/it/main.rs), not for a test thread: with more
+            // threads than tests, a test waiting for every slot never
+            // holds a thread a one-guest test could run on.
+            .env(
+                "RUST_TEST_THREADS",
+                std::env::var("RUST_TEST_THREADS").unwrap_or_else(|_| TEST_THREADS.to_string()),
+            )
             // Its own group, so a signal to us reaches all of it, once.
             .process_group(0)
             .spawn()
