@@ -105,7 +105,7 @@ struct RunArgs {
     #[arg(long, default_value_t = 100)]
     storm_calls: u32,
     /// Storm calls held inside the function while the ring fills: more than
-    /// a kretprobe's default return instances (10 with 2 CPUs), so the
+    /// the storm's tracer has return instances (`--maxactive 10`), so the
     /// calls made meanwhile miss their returns; and their own return
     /// records then meet a ring full of 568-byte entries.
     #[arg(long, default_value_t = 24)]
@@ -444,6 +444,11 @@ fn run(args: &RunArgs, sc: &Spec, out_dir: &Path, outcome: &mut RunOutcome) -> R
         // it: records are lost, and the gate checks every loss is counted).
         tracer.args(["--ringbuf-kib", &kib.to_string()]);
     }
+    if let Some(n) = load.and_then(|l| l.maxactive) {
+        // Fewer return instances than the calls the scenario holds in the
+        // function: returns are missed, and the gate checks each is counted.
+        tracer.args(["--maxactive", &n.to_string()]);
+    }
     let mut tracer = tracer
         .stdout(stdout)
         .stderr(stderr)
@@ -472,6 +477,10 @@ fn run(args: &RunArgs, sc: &Spec, out_dir: &Path, outcome: &mut RunOutcome) -> R
         std::thread::sleep(Duration::from_millis(20));
     }
     outcome.attach_s = start.elapsed().as_secs_f64();
+    if counting {
+        // The kernel's own word on the return probe the tracer attached.
+        oracle::copy_kprobe_events(&out_dir.join(files::KPROBE_EVENTS_ATTACHED))?;
+    }
     if mode == TracerMode::Printk {
         outcome.trace_buffer_kib = oracle::trace_buffer_kib();
     }
@@ -532,6 +541,9 @@ fn run(args: &RunArgs, sc: &Spec, out_dir: &Path, outcome: &mut RunOutcome) -> R
     // (printk mode) reads trace_pipe until it is empty, before it exits;
     // bpf_printk has written each line by the time its call returns.
     let code = stop(&mut tracer)?;
+    if counting {
+        oracle::copy_kprobe_events(&out_dir.join(files::KPROBE_EVENTS_AFTER))?;
+    }
     if stats {
         fs::write(BPF_STATS_SYSCTL, "0").context("disabling kernel.bpf_stats_enabled")?;
         if let Some(load) = outcome.load.as_mut() {

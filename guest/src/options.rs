@@ -396,7 +396,7 @@ pub fn run(
 /// then one bad value of each option that takes one (each at the edge of
 /// what is valid: 0 and negative numbers, a comm of 0 and 16 bytes; a
 /// negative number as `--opt=-1`, or clap takes it for an option).
-pub const CLI_RUNS: [&[&str]; 16] = [
+pub const CLI_RUNS: [&[&str]; 17] = [
     &["--show-target"],
     &["--count", "0"],
     &["--duration", "0"],
@@ -408,6 +408,7 @@ pub const CLI_RUNS: [&[&str]; 16] = [
     &["--ringbuf-kib", "3"],
     &["--ringbuf-kib", "2"],
     &["--trace-buffer-kib", "0"],
+    &["--maxactive", "4097"],
     // A function the kernel does not have: refused once the BTF is read
     // (exit 1), naming the unlink functions it does have.
     &["--symbol", "no_such_unlinkat", "--show-target"],

@@ -23,6 +23,14 @@ fn tracefs() -> Result<PathBuf> {
         .context("no tracefs with kprobe_events in the guest")
 }
 
+/// The kernel's list of kprobe events now (`kprobe_events`), copied to
+/// `to`: where the tracer's return probe shows with its instances.
+pub fn copy_kprobe_events(to: &Path) -> Result<()> {
+    let text =
+        fs::read_to_string(tracefs()?.join("kprobe_events")).context("reading kprobe_events")?;
+    fs::write(to, text).with_context(|| format!("writing {}", to.display()))
+}
+
 /// The top-level trace buffer's size per CPU in KiB (`buffer_size_kb`:
 /// `2048`, or `2048 (expanded: 1408)` before first use).
 pub fn trace_buffer_kib() -> Option<u32> {

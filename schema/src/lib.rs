@@ -86,6 +86,51 @@ pub struct Summary {
     /// statistics (`kernel.bpf_stats_enabled = 1`); empty otherwise.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub programs: Vec<ProgramStats>,
+    /// How the return probe was attached (modes with a kretprobe only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub return_probe: Option<ReturnProbe>,
+}
+
+/// The tracer's default `--maxactive`: return instances of its kretprobe,
+/// so that many calls may be inside the function at once before a return
+/// is missed (the kernel's own default is NR_CPUS on a non-preemptible
+/// kernel before 6.2, else max(10, 2 x CPUs)).
+pub const DEFAULT_MAXACTIVE: u32 = 1024;
+
+/// The most return instances a kretprobe can have (the kernel's
+/// `KRETPROBE_MAXACTIVE_MAX`).
+pub const MAX_MAXACTIVE: u32 = 4096;
+
+/// The tracefs group of the tracer's return probes (`kprobe_events`
+/// entries `rN:unlink_tracer/ret_PID_N SYMBOL`).
+pub const RETPROBE_GROUP: &str = "unlink_tracer";
+
+/// How a kretprobe was attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReturnAttach {
+    /// A `kprobe_events` entry of tracefs (`rN:`), with `maxactive`
+    /// return instances of its own.
+    Tracefs,
+    /// The perf kprobe PMU: the kernel's default return instances.
+    Perf,
+}
+
+impl ReturnAttach {
+    pub fn name(self) -> &'static str {
+        match self {
+            ReturnAttach::Tracefs => "tracefs",
+            ReturnAttach::Perf => "perf",
+        }
+    }
+}
+
+/// The return probe of a run: how it was attached, with how many return
+/// instances (0: the kernel's default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReturnProbe {
+    pub via: ReturnAttach,
+    pub maxactive: u32,
 }
 
 /// The kernel's run statistics of one BPF program.

@@ -41,6 +41,12 @@ pub mod files {
     pub const READY: &str = "ready";
     /// Written by the harness beside the run: its normalised trace.
     pub const NORMALISED: &str = "normalised.txt";
+    /// Load scenarios: the kernel's `kprobe_events` while the tracer was
+    /// attached (its return probe's entry, as the kernel lists it).
+    pub const KPROBE_EVENTS_ATTACHED: &str = "kprobe_events.attached";
+    /// Load scenarios: `kprobe_events` once the tracer exited (its entry
+    /// removed).
+    pub const KPROBE_EVENTS_AFTER: &str = "kprobe_events.after";
     /// At the top of OUT: the agent ran every scenario.
     pub const DONE: &str = "done";
     /// At the top of OUT: an overhead run's rounds (`OverheadRun`).

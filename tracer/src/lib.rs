@@ -5,12 +5,14 @@
 //! Data flow: [`target`] reads the running kernel's BTF ([`btf`]) to pick the
 //! function and its prototype, [`probe`] loads and attaches the BPF object
 //! and drains its ring buffer ([`ring`]), [`event`] decodes each record and
-//! renders each call, [`pair`] joins a thread's entry with its return.
+//! renders each call, [`pair`] joins a thread's entry with its return;
+//! [`retprobe`] attaches a return probe with instances of its own.
 
 pub mod btf;
 pub mod event;
 pub mod pair;
 pub mod probe;
+pub mod retprobe;
 pub mod ring;
 pub mod target;
 

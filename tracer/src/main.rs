@@ -60,6 +60,14 @@ struct Cli {
     /// Ring buffer size in KiB: a power of two from 4 (a page) to 1048576 [default: 4096].
     #[arg(long, value_parser = parse_ringbuf_kib)]
     ringbuf_kib: Option<u32>,
+    /// Return instances of the kretprobe (kprobe, printk and the empty
+    /// modes): calls that may be inside the function at once before a
+    /// return is missed (and counted), 1 to 4096, through a tracefs
+    /// kprobe_events entry; 0 takes the kernel's default (NR_CPUS on a
+    /// non-preemptible kernel before 6.2) [default: 1024, or the kernel's
+    /// where tracefs refuses the entry; the summary says which].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=i64::from(unlink_schema::MAX_MAXACTIVE)))]
+    maxactive: Option<u32>,
     /// printk mode: set the kernel's trace buffer to this many KiB per CPU
     /// (the tutorial's lines are lost when the reader falls behind a full buffer).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
@@ -192,6 +200,7 @@ fn run(cli: &Cli) -> Result<()> {
         comm: cli.comm.as_ref().map(|c| c.as_bytes().to_vec()),
         ringbuf_bytes: cli.ringbuf_kib.map(|k| k.saturating_mul(1024)),
         trace_buffer_kib: cli.trace_buffer_kib,
+        maxactive: cli.maxactive,
     };
     install_signal_handlers()?;
     let mut storage = ObjectStorage::uninit();
@@ -266,6 +275,7 @@ fn run(cli: &Cli) -> Result<()> {
         stopped_by: stopped_by.name().to_string(),
         counters: session.counters(),
         programs: session.program_stats(),
+        return_probe: session.return_probe(),
     };
     if cli.json {
         eprintln!("{}", serde_json::to_string(&summary)?);

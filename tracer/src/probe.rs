@@ -42,6 +42,11 @@ pub struct Config {
     pub ringbuf_bytes: Option<u32>,
     /// printk mode: the kernel trace buffer's size per CPU, in KiB.
     pub trace_buffer_kib: Option<u32>,
+    /// Return instances of the kretprobe: None, the tracer's default
+    /// ([`unlink_schema::DEFAULT_MAXACTIVE`] through tracefs, or the
+    /// kernel's default where tracefs refuses the entry); 0, the kernel's
+    /// default (the perf kprobe PMU); N, N through tracefs.
+    pub maxactive: Option<u32>,
 }
 
 /// What a session produces, lent to the caller's sink.
@@ -173,6 +178,9 @@ pub struct Session<'obj> {
     ring: Option<Ring>,
     pairer: Pairer,
     trace_pipe: Option<BufReader<File>>,
+    /// After `links`: an entry is removed once its perf event is closed.
+    tracefs_returns: Vec<crate::retprobe::TracefsReturnProbe>,
+    return_probe: Option<unlink_schema::ReturnProbe>,
 }
 
 /// Storage the skeleton borrows for its lifetime.
@@ -206,6 +214,8 @@ impl<'obj> Session<'obj> {
             ring: None,
             pairer: Pairer::default(),
             trace_pipe: None,
+            tracefs_returns: Vec::new(),
+            return_probe: None,
         };
         // The trace buffer is sized before anything writes to it.
         let tracefs = match cfg.mode {
@@ -218,7 +228,7 @@ impl<'obj> Session<'obj> {
             }
             _ => None,
         };
-        session.attach(&cfg.target.symbol)?;
+        session.attach(&cfg.target.symbol, cfg.maxactive)?;
         match (cfg.mode, &tracefs) {
             (Mode::Kprobe | Mode::Fentry, _) => session.open_ring()?,
             (Mode::Printk, Some(dir)) => session.trace_pipe = Some(open_trace_pipe(dir)?),
@@ -227,12 +237,23 @@ impl<'obj> Session<'obj> {
         Ok(session)
     }
 
-    fn attach(&mut self, symbol: &str) -> Result<(), ProbeError> {
+    /// The return probe as attached (modes with a kretprobe).
+    pub fn return_probe(&self) -> Option<unlink_schema::ReturnProbe> {
+        self.return_probe
+    }
+
+    fn attach(&mut self, symbol: &str, maxactive: Option<u32>) -> Result<(), ProbeError> {
         let progs = &self.skel.progs;
         let attach_err = |what: &'static str, e: libbpf_rs::Error| ProbeError::Attach {
             what,
             symbol: symbol.to_string(),
             detail: format!("{e:#}"),
+        };
+        let mut returns = Returns {
+            symbol,
+            maxactive,
+            probes: &mut self.tracefs_returns,
+            attached: None,
         };
         match self.mode {
             Mode::Kprobe => {
@@ -242,12 +263,7 @@ impl<'obj> Session<'obj> {
                         .attach_kprobe(false, symbol)
                         .map_err(|e| attach_err("kprobe", e))?,
                 );
-                self.links.push(
-                    progs
-                        .kretprobe_unlink
-                        .attach_kprobe(true, symbol)
-                        .map_err(|e| attach_err("kretprobe", e))?,
-                );
+                self.links.push(returns.attach(&progs.kretprobe_unlink)?);
             }
             Mode::Printk => {
                 self.links.push(
@@ -256,12 +272,7 @@ impl<'obj> Session<'obj> {
                         .attach_kprobe(false, symbol)
                         .map_err(|e| attach_err("kprobe", e))?,
                 );
-                self.links.push(
-                    progs
-                        .printk_exit
-                        .attach_kprobe(true, symbol)
-                        .map_err(|e| attach_err("kretprobe", e))?,
-                );
+                self.links.push(returns.attach(&progs.printk_exit)?);
             }
             Mode::EmptyKprobe | Mode::EmptyKretprobe | Mode::EmptyPair => {
                 if self.mode != Mode::EmptyKretprobe {
@@ -273,12 +284,7 @@ impl<'obj> Session<'obj> {
                     );
                 }
                 if self.mode != Mode::EmptyKprobe {
-                    self.links.push(
-                        progs
-                            .empty_kretprobe
-                            .attach_kprobe(true, symbol)
-                            .map_err(|e| attach_err("kretprobe", e))?,
-                    );
+                    self.links.push(returns.attach(&progs.empty_kretprobe)?);
                 }
             }
             Mode::Fentry => {
@@ -291,6 +297,7 @@ impl<'obj> Session<'obj> {
                 }
             }
         }
+        self.return_probe = returns.attached;
         Ok(())
     }
 
@@ -536,6 +543,76 @@ fn attached_programs(mode: Mode) -> &'static [&'static str] {
         Mode::EmptyKprobe => &["empty_kprobe"],
         Mode::EmptyKretprobe => &["empty_kretprobe"],
         Mode::EmptyPair => &["empty_kprobe", "empty_kretprobe"],
+    }
+}
+
+/// Attaches a session's return probes as `--maxactive` asks, and
+/// remembers how.
+struct Returns<'a> {
+    symbol: &'a str,
+    maxactive: Option<u32>,
+    probes: &'a mut Vec<crate::retprobe::TracefsReturnProbe>,
+    attached: Option<unlink_schema::ReturnProbe>,
+}
+
+impl Returns<'_> {
+    fn attach(&mut self, prog: &libbpf_rs::ProgramMut<'_>) -> Result<Link, ProbeError> {
+        use unlink_schema::{ReturnAttach, ReturnProbe, DEFAULT_MAXACTIVE};
+        let err = |detail: String| ProbeError::Attach {
+            what: "kretprobe",
+            symbol: self.symbol.to_string(),
+            detail,
+        };
+        let asked = self.maxactive.unwrap_or(DEFAULT_MAXACTIVE);
+        if asked > 0 {
+            match self.tracefs(prog, asked) {
+                Ok(link) => {
+                    self.attached = Some(ReturnProbe {
+                        via: ReturnAttach::Tracefs,
+                        maxactive: asked,
+                    });
+                    return Ok(link);
+                }
+                // Asked for: its failure is the run's.
+                Err(e) if self.maxactive.is_some() => return Err(err(e)),
+                // The default where tracefs refuses the entry (no write
+                // access to it: CAP_PERFMON without root): the kernel's
+                // instances, as the summary then says.
+                Err(_) => {}
+            }
+        }
+        let link = prog
+            .attach_kprobe(true, self.symbol)
+            .map_err(|e| err(format!("{e:#}")))?;
+        self.attached = Some(ReturnProbe {
+            via: ReturnAttach::Perf,
+            maxactive: 0,
+        });
+        Ok(link)
+    }
+
+    fn tracefs(
+        &mut self,
+        prog: &libbpf_rs::ProgramMut<'_>,
+        maxactive: u32,
+    ) -> Result<Link, String> {
+        use std::os::fd::{AsRawFd, IntoRawFd};
+        let dir = tracefs_dir().map_err(|e| e.to_string())?;
+        let (probe, fd) = crate::retprobe::TracefsReturnProbe::create(
+            &dir,
+            maxactive,
+            self.symbol,
+            self.probes.len(),
+        )?;
+        // Dropped after the link that closes the perf event: the entry is
+        // then removed.
+        self.probes.push(probe);
+        let link = prog
+            .attach_perf_event(fd.as_raw_fd())
+            .map_err(|e| format!("attaching to the tracefs kretprobe: {e:#}"))?;
+        // libbpf owns the perf event's fd from here and closes it with the link.
+        let _ = fd.into_raw_fd();
+        Ok(link)
     }
 }
 

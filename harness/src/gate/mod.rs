@@ -18,9 +18,7 @@ pub mod normalise;
 pub mod options;
 pub mod text;
 
-use crate::kernels::facts::{
-    fentry_expectation, may_miss_returns, reports_missed, FentryExpectation, DIRECT_CALLS,
-};
+use crate::kernels::facts::{fentry_expectation, reports_missed, FentryExpectation, DIRECT_CALLS};
 use crate::kernels::kernel::KernelImage;
 use crate::model::{ScenarioResult, Span, Status};
 use check::{PrintkLine, SnapshotCheck};
@@ -269,7 +267,7 @@ pub fn gate(
     for spec in unlink_schema::SCENARIO_SPECS {
         let Some(load) = spec.load else { continue };
         let sc = spec.scenario;
-        let (r, missed) = check_load(sc.name(), &out.join(sc.name()), img, release, load.losses);
+        let (r, missed) = check_load(sc.name(), &out.join(sc.name()), release, load);
         if sc == Scenario::Contention {
             facts.missed_returns = missed;
         }
@@ -502,15 +500,26 @@ pub fn fentry_verdict(result: ScenarioResult, expect: FentryExpectation) -> Scen
 fn check_load(
     name: &str,
     dir: &Path,
-    img: &KernelImage,
     release: &str,
-    losses: Losses,
+    spec: unlink_schema::LoadSpec,
 ) -> (ScenarioResult, Option<u64>) {
-    let preemption = img.config_enabled("CONFIG_PREEMPTION");
-    let may_miss = may_miss_returns(preemption, release);
+    let losses = spec.losses;
     let r = (|| -> Result<(u64, String, u32)> {
         let run = read_run(dir)?;
         let s = summary_of(&run)?;
+        // With return instances of its own (`--maxactive`), no kernel's
+        // default instances can run short: nothing excuses a missed return
+        // the scenario did not make on purpose.
+        let rp = return_probe_as_asked(s.return_probe, spec.maxactive)
+            .map_err(|e| anyhow::anyhow!(e))?;
+        let listed =
+            |f: &str| std::fs::read_to_string(dir.join(f)).with_context(|| format!("reading {f}"));
+        kernel_lists_the_return_probe(
+            &listed(files::KPROBE_EVENTS_ATTACHED)?,
+            &listed(files::KPROBE_EVENTS_AFTER)?,
+            rp,
+        )
+        .map_err(|e| anyhow::anyhow!(e))?;
         let load = run.outcome.load.context("the run reported no load")?;
         let c = &s.counters;
         anyhow::ensure!(
@@ -573,7 +582,7 @@ fn check_load(
         Ok((
             missed,
             format!(
-                "{} threads x {}{}{}: {} calls = kernel entries; returns {} = events {} + dropped {}; returns missed {missed} ({how})",
+                "{} threads x {}{}{}: {} calls = kernel entries; returns {} = events {} + dropped {}; returns missed {missed} ({how}); return probe via {} with {} instances",
                 load.threads,
                 load.calls_per_thread,
                 if load.held > 0 {
@@ -589,7 +598,9 @@ fn check_load(
                 load.calls,
                 c.returns,
                 c.events,
-                c.dropped
+                c.dropped,
+                rp.via.name(),
+                rp.maxactive
             ),
             load.held,
         ))
@@ -597,10 +608,9 @@ fn check_load(
     match r {
         Err(e) => (verdict(name, Err(e)), None),
         Ok((0, detail, _)) => (verdict(name, Ok(detail)), Some(0)),
-        // The storm holds more calls inside the function than a
-        // kretprobe's default return instances (max(10, 2 x CPUs); CPUs
-        // before 6.2 without CONFIG_PREEMPTION): the calls made meanwhile
-        // miss their returns on every kernel, and must be counted.
+        // The storm holds more calls inside the function than its tracer
+        // has return instances (`--maxactive 10`): the calls made
+        // meanwhile miss their returns on every kernel, and must be counted.
         Ok((missed, detail, held)) if held > 0 => (
             verdict(
                 name,
@@ -610,27 +620,78 @@ fn check_load(
             ),
             Some(missed),
         ),
-        Ok((missed, detail, _)) if may_miss => (
-            ScenarioResult::new(
-                name,
-                Status::ExpectedLimitation,
-                format!(
-                    "{detail}: expected on this kernel (no CONFIG_PREEMPTION and before 6.2: a kretprobe gets NR_CPUS return instances)"
-                ),
-            ),
-            Some(missed),
-        ),
         Ok((missed, detail, _)) => (
             verdict(
                 name,
                 Err(anyhow::anyhow!(
-                    "{detail}: this kernel should not miss returns (CONFIG_PREEMPTION {:?}, release {release})",
-                    preemption
+                    "{detail}: returns were missed though the return probe has more instances than the scenario has calls in the function (release {release})"
                 )),
             ),
             Some(missed),
         ),
     }
+}
+
+/// The summary's return probe is the one the run asked for (pure): a
+/// tracefs entry with `asked` instances (the tracer's default when the
+/// scenario names none). The agent runs as root with tracefs mounted, so
+/// the tracer's fallback to the kernel's default instances (for a user
+/// tracefs refuses) is a failure here.
+pub fn return_probe_as_asked(
+    got: Option<unlink_schema::ReturnProbe>,
+    asked: Option<u32>,
+) -> Result<unlink_schema::ReturnProbe, String> {
+    use unlink_schema::{ReturnAttach, DEFAULT_MAXACTIVE};
+    let rp =
+        got.ok_or("return_probe: the summary does not say how the return probe was attached")?;
+    let want = asked.unwrap_or(DEFAULT_MAXACTIVE);
+    match (rp.via, rp.maxactive) {
+        (ReturnAttach::Tracefs, n) if n == want => Ok(rp),
+        (via, n) => Err(format!(
+            "return_probe: attached via {} with {n} instances, but a tracefs entry with {want} was asked for{}",
+            via.name(),
+            if asked.is_none() { " (the default)" } else { "" }
+        )),
+    }
+}
+
+/// The kernel's `kprobe_events` agree with the summary's return probe
+/// (pure): while the tracer was attached it listed exactly one entry of
+/// the tracer's group, a return probe of the summary's instances (`rN:`),
+/// and once it exited none.
+pub fn kernel_lists_the_return_probe(
+    attached: &str,
+    after: &str,
+    rp: unlink_schema::ReturnProbe,
+) -> Result<(), String> {
+    let group = format!(":{}/", unlink_schema::RETPROBE_GROUP);
+    let ours = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| {
+                l.split_whitespace()
+                    .next()
+                    .is_some_and(|d| d.contains(&group))
+            })
+            .map(str::to_string)
+            .collect()
+    };
+    let want = format!("r{}{group}", rp.maxactive);
+    match ours(attached).as_slice() {
+        [one] if one.starts_with(&want) => {}
+        found => {
+            return Err(format!(
+                "return_probe: the summary says tracefs with {} instances, but kprobe_events listed {found:?} while the tracer was attached",
+                rp.maxactive
+            ))
+        }
+    }
+    let left = ours(after);
+    if !left.is_empty() {
+        return Err(format!(
+            "return_probe: the tracer's kprobe_events entry outlived it: {left:?}"
+        ));
+    }
+    Ok(())
 }
 
 /// Every entry whose return never came is counted (pure): as `inflight`
@@ -1258,6 +1319,69 @@ mod tests {
 
     /// Entries without a return add up, on a kernel that delivers every
     /// return and on one that misses some (bullseye's figures).
+    #[test]
+    fn the_return_probe_is_the_one_asked_for() {
+        use unlink_schema::{ReturnAttach as A, ReturnProbe as R, DEFAULT_MAXACTIVE as D};
+        let rp = |via, maxactive| Some(R { via, maxactive });
+        assert!(return_probe_as_asked(rp(A::Tracefs, D), None).is_ok());
+        assert!(return_probe_as_asked(rp(A::Tracefs, 10), Some(10)).is_ok());
+        let bad = [
+            // A tracer that ignores --maxactive, or takes it for the default.
+            (
+                rp(A::Tracefs, D),
+                Some(10),
+                "tracefs with 1024 instances, but a tracefs entry with 10",
+            ),
+            (
+                rp(A::Tracefs, 10),
+                None,
+                "with 10 instances, but a tracefs entry with 1024 was asked for (the default)",
+            ),
+            // One that falls back to the kernel's instances though root.
+            (rp(A::Perf, 0), None, "via perf with 0 instances"),
+            (None, None, "does not say how"),
+        ];
+        for (got, asked, want) in bad {
+            let e = return_probe_as_asked(got, asked).unwrap_err();
+            assert!(e.contains(want), "{got:?} {asked:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_kernel_lists_the_return_probe_while_attached_only() {
+        use unlink_schema::{ReturnAttach as A, ReturnProbe as R};
+        let rp = R {
+            via: A::Tracefs,
+            maxactive: 10,
+        };
+        let oracle = "p:unlink_oracle/entry do_unlinkat dfd=$arg1:s32\n";
+        let ours = "r10:unlink_tracer/ret_77_0 do_unlinkat\n";
+        let both = format!("{oracle}{ours}");
+        assert_eq!(kernel_lists_the_return_probe(&both, oracle, rp), Ok(()));
+        let cases = [
+            // A tracer that asks the kernel for other instances than it says.
+            (
+                "r1024:unlink_tracer/ret_77_0 do_unlinkat\n",
+                "",
+                "listed [\"r1024",
+            ),
+            // One that attached through the PMU but says tracefs.
+            ("", "", "listed []"),
+            // Two entries (one left by a dead run that was not removed).
+            (
+                "r10:unlink_tracer/ret_5_0 do_unlinkat\nr10:unlink_tracer/ret_77_0 do_unlinkat\n",
+                "",
+                "listed [\"r10",
+            ),
+            // One that never removes its entry.
+            (ours, ours, "outlived it"),
+        ];
+        for (attached, after, want) in cases {
+            let e = kernel_lists_the_return_probe(attached, after, rp).unwrap_err();
+            assert!(e.contains(want), "{attached:?}: {e}");
+        }
+    }
+
     #[test]
     fn entries_never_returned_add_up() {
         let c = |entries, returns, inflight, lost_untracked| unlink_schema::Counters {

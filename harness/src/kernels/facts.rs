@@ -39,16 +39,6 @@ pub fn fentry_expectation(img: &KernelImage) -> FentryExpectation {
     }
 }
 
-/// Whether kretprobes may run out of return instances under contention on
-/// this kernel. Before 6.2 a non-preemptible kernel gave a kretprobe
-/// NR_CPUS instances (2 in these guests); with CONFIG_PREEMPTION, and
-/// from 6.2 on, at least 10. The contention scenario runs 8 threads, so
-/// only the former may miss returns. A release that does not parse
-/// excuses nothing: an unknown kernel is not taken for an old one.
-pub fn may_miss_returns(preemption: Option<bool>, release: &str) -> bool {
-    preemption == Some(false) && unlink_schema::release_version(release).is_some_and(|v| v < (6, 2))
-}
-
 /// Whether the kernel reports a kprobe link's missed hits (BPF link info
 /// `missed`, Linux 6.7+): the tracer's summary must carry
 /// `kernel_missed` exactly there. None when the release does not parse.
@@ -85,28 +75,6 @@ mod tests {
         ];
         for (opt, want) in cases {
             assert_eq!(config_has(text, opt), want, "{opt}");
-        }
-    }
-
-    #[test]
-    fn missed_return_expectations() {
-        let cases = [
-            (Some(false), "5.10.0-32-amd64", true),
-            (Some(false), "6.1.0-50-arm64", true),
-            (Some(true), "6.1.0-50-amd64", false),
-            (Some(false), "6.12.117+deb13-amd64", false),
-            (Some(true), "7.2.13+deb14-amd64", false),
-            (None, "5.10.0-32-amd64", false),
-            // An unparsable release is not an old kernel.
-            (Some(false), "custom", false),
-            (Some(false), "", false),
-        ];
-        for (preempt, release, want) in cases {
-            assert_eq!(
-                may_miss_returns(preempt, release),
-                want,
-                "{release} {preempt:?}"
-            );
         }
     }
 }
