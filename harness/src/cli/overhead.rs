@@ -45,10 +45,25 @@ pub struct OverheadArgs {
     /// guest kernel keeps BPF run statistics, which adds a little to every BPF mode).
     #[arg(long)]
     pub bpf_stats: bool,
+    /// criterion's measurement time per bench, guest seconds, 0.01 to 60
+    /// (shorter: a quicker look; an icount figure barely moves) [default: 0.5].
+    #[arg(long, value_name = "SECS", value_parser = parse_bench_secs)]
+    pub measure_secs: Option<String>,
+    /// criterion's warm-up time per bench, guest seconds, 0.01 to 60 [default: 0.1].
+    #[arg(long, value_name = "SECS", value_parser = parse_bench_secs)]
+    pub warm_up_secs: Option<String>,
     /// Boot nothing: build the report from earlier runs' report directories
     /// (their overhead.json), a cell's modes joined across runs. Repeat it.
     #[arg(long, value_name = "DIR")]
     pub from: Vec<PathBuf>,
+}
+
+/// A criterion time in guest seconds, 0.01 to 60, kept as written (pure).
+fn parse_bench_secs(s: &str) -> std::result::Result<String, String> {
+    match s.parse::<f64>() {
+        Ok(x) if (0.01..=60.0).contains(&x) => Ok(s.to_string()),
+        _ => Err(format!("`{s}`: give guest seconds from 0.01 to 60")),
+    }
 }
 
 /// Earlier overhead reports joined into one (`overhead --from`).
@@ -141,12 +156,21 @@ pub fn run(args: OverheadArgs) -> Result<ExitCode> {
     let mut clocks = args.clock.clone();
     clocks.sort();
     clocks.dedup();
+    let defaults = overhead::Settings::default();
     let settings = overhead::Settings {
         clocks,
         rounds: args.rounds,
         modes,
         bpf_stats: args.bpf_stats,
-        ..overhead::Settings::default()
+        measure: args
+            .measure_secs
+            .clone()
+            .unwrap_or(defaults.measure.clone()),
+        warm_up: args
+            .warm_up_secs
+            .clone()
+            .unwrap_or(defaults.warm_up.clone()),
+        ..defaults
     };
     let (ran, settings) = if args.from.is_empty() {
         match run_engine(&args.run, &report_dir, Job::Overhead(settings.clone()))? {
@@ -215,6 +239,22 @@ pub fn run(args: OverheadArgs) -> Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bench_seconds_are_bounded() {
+        for (arg, ok) in [
+            ("0.5", true),
+            ("0.01", true),
+            ("60", true),
+            ("0.009", false),
+            ("61", false),
+            ("nan", false),
+            ("-1", false),
+            ("x", false),
+        ] {
+            assert_eq!(parse_bench_secs(arg).is_ok(), ok, "{arg}");
+        }
+    }
 
     #[test]
     fn modes_selected_in_report_order_with_the_baseline() {

@@ -121,7 +121,7 @@ impl Drop for Tmpfs {
 /// kernel goes to the small filesystem.)
 #[test]
 fn a_full_cache_fails_in_one_line_and_the_next_run_recovers() {
-    let _g = guests(1);
+    let _g = guests(1, 50);
     let real = harness::paths::cache_root();
     let dir = tempfile::tempdir().expect("temp dir");
     let fs = Tmpfs::mount(dir.path(), "120m");

@@ -31,10 +31,21 @@ fn harness() -> Command {
 /// thread busy. Each test holds a slot per guest it runs at once (a
 /// matrix: every slot), so two one-guest tests run side by side on two
 /// cores and no test's guests ever wait for a core another test took:
-/// timings and deadlines mean what they say.
+/// timings and deadlines mean what they say. Of the tests waiting, the
+/// one expected to run longest among those the free slots fit goes first
+/// (longest first keeps both slots busy: the overhead run starts at once
+/// and the short one-guest tests fill the other slot beside it; a test
+/// waiting for every slot never leaves one idle).
 struct Slots {
-    free: Mutex<usize>,
+    state: Mutex<SlotState>,
     freed: Condvar,
+}
+
+struct SlotState {
+    free: usize,
+    /// Tests waiting: (ticket, slots, expected seconds).
+    waiting: Vec<(u64, usize, u64)>,
+    next_ticket: u64,
 }
 
 static SLOTS: LazyLock<(usize, Slots)> = LazyLock::new(|| {
@@ -42,33 +53,59 @@ static SLOTS: LazyLock<(usize, Slots)> = LazyLock::new(|| {
     (
         cores,
         Slots {
-            free: Mutex::new(cores),
+            state: Mutex::new(SlotState {
+                free: cores,
+                waiting: Vec::new(),
+                next_ticket: 0,
+            }),
             freed: Condvar::new(),
         },
     )
 });
 
-/// Slots held until dropped.
-struct Held(usize);
+/// Slots held until dropped (how long is shown with the test's output).
+struct Held(usize, std::time::Instant);
 
 impl Drop for Held {
     fn drop(&mut self) {
+        eprintln!(
+            "held {} guest slot(s) for {:.0} s",
+            self.0,
+            self.1.elapsed().as_secs_f64()
+        );
         let slots = &SLOTS.1;
-        *slots.free.lock().unwrap_or_else(|e| e.into_inner()) += self.0;
+        slots.state.lock().unwrap_or_else(|e| e.into_inner()).free += self.0;
         slots.freed.notify_all();
     }
 }
 
-/// Waits for `n` slots (at most the machine's cores).
-fn guests(n: usize) -> Held {
+/// Waits for `n` slots (at most the machine's cores); `expected_s`, about
+/// how long the test holds them, orders the waiting tests only.
+fn guests(n: usize, expected_s: u64) -> Held {
     let (cores, slots) = &*SLOTS;
     let n = n.min(*cores);
-    let mut free = slots.free.lock().unwrap_or_else(|e| e.into_inner());
-    while *free < n {
-        free = slots.freed.wait(free).unwrap_or_else(|e| e.into_inner());
+    let mut st = slots.state.lock().unwrap_or_else(|e| e.into_inner());
+    let ticket = st.next_ticket;
+    st.next_ticket += 1;
+    st.waiting.push((ticket, n, expected_s));
+    loop {
+        let free = st.free;
+        // The longest that fits, the earliest of equals.
+        let first = st
+            .waiting
+            .iter()
+            .filter(|(_, want, _)| *want <= free)
+            .max_by_key(|(t, _, secs)| (*secs, std::cmp::Reverse(*t)))
+            .map(|(t, _, _)| *t);
+        if first == Some(ticket) {
+            st.waiting.retain(|(t, _, _)| *t != ticket);
+            st.free -= n;
+            // Another waiter may fit what is left.
+            slots.freed.notify_all();
+            return Held(n, std::time::Instant::now());
+        }
+        st = slots.freed.wait(st).unwrap_or_else(|e| e.into_inner());
     }
-    *free -= n;
-    Held(n)
 }
 
 /// Every slot: a matrix runs as many guests at once as there are cores.

@@ -33,7 +33,7 @@ fn snapshot_settings(cell: &Value) -> insta::Settings {
 /// which `.ci/run` runs after the tests.)
 #[test]
 fn the_matrix_at_its_ends_passes() {
-    let _g = guests(ALL);
+    let _g = guests(ALL, 90);
     a_matrix_passes(&["--kernels", "bullseye,sid", "--arch", "arm64"], 2);
 }
 
@@ -42,7 +42,7 @@ fn the_matrix_at_its_ends_passes() {
 #[test]
 #[ignore = "the whole matrix is the main job (`cargo harness matrix`, run by .ci/run after the tests); run it with --ignored to write every cell's snapshots"]
 fn the_whole_matrix_passes() {
-    let _g = guests(ALL);
+    let _g = guests(ALL, 600);
     let kernels = harness::kernels::manifest::Manifest::load(
         &harness::kernels::manifest::Manifest::default_path(),
     )
@@ -225,7 +225,7 @@ fn a_kernel_failure_keeps_its_whole_report() {
     use harness::vm::boot;
     let cache = harness::paths::cache_root();
     let img = host_kernel("bookworm");
-    let _g = guests(1);
+    let _g = guests(1, 15);
     let dir = tempfile::tempdir().expect("temp dir");
     let spec = boot::BootSpec {
         vng: harness::host::setup::vng_path(&cache),

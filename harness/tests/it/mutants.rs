@@ -28,7 +28,7 @@ caught_by = ["names"]
 
 #[test]
 fn planted_bugs_fail_the_gate_by_name() {
-    let _g = guests(ALL);
+    let _g = guests(ALL, 140);
     let tmp = tempfile::tempdir().expect("temp dir");
     let table = tmp.path().join("known.toml");
     std::fs::write(&table, KNOWN_MUTANTS).expect("writing the table");

@@ -13,7 +13,7 @@ use super::*;
 fn an_overhead_run_measures_every_mode_and_gates_on_the_baseline() {
     // One guest; its figures are counted instructions, not time, so a
     // guest beside it changes none of them.
-    let _g = guests(1);
+    let _g = guests(1, 150);
     let report = tempfile::tempdir().expect("temp dir");
     // A baseline in which the tracer cost a tenth of what it costs.
     let baseline = report.path().join("baseline.json");
@@ -33,6 +33,12 @@ fn an_overhead_run_measures_every_mode_and_gates_on_the_baseline() {
             "icount",
             "--rounds",
             "1",
+            // A quicker look than the default (0.5 and 0.1): instruction
+            // counts of 10 samples hardly move.
+            "--measure-secs",
+            "0.1",
+            "--warm-up-secs",
+            "0.05",
             "--fail-above",
             "25",
             "--update-baseline",

@@ -212,7 +212,7 @@ pub(crate) fn survivors(tree: &[(u32, u64)], secs: u64) -> Vec<String> {
 fn a_signalled_matrix_leaves_nothing_behind() {
     use nix::sys::signal::{kill, Signal};
     use std::os::unix::process::ExitStatusExt;
-    let _g = guests(ALL);
+    let _g = guests(ALL, 45);
     for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGKILL] {
         let Running {
             mut child,
@@ -278,7 +278,7 @@ fn a_signalled_matrix_leaves_nothing_behind() {
 fn a_finished_matrix_leaves_nothing_behind() {
     let img = host_kernel("trixie");
     // One slot: the other cell's QEMU lives a second (its deadline).
-    let _g = guests(1);
+    let _g = guests(1, 60);
     let image = img.vmlinuz.to_string_lossy().into_owned();
     let modules = img.modules.to_string_lossy().into_owned();
     let (mut child, report, tmp) = two_cell_matrix(
