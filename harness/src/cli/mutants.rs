@@ -10,8 +10,9 @@
 //! time x3 + 60 s. Report: `mutants.json`, `mutants.md`, a cell report per
 //! mutant under `runs/`.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -21,6 +22,7 @@ use harness::host::setup;
 use harness::model::{Accel, Arch, Status};
 use harness::mutants::{self, bpf, rust, EquivalentList, Judged, Mutant, Outcome};
 use harness::paths::repo_root;
+use harness::process::commands;
 use harness::report::mutants::{self as report, MutantsReport};
 
 use super::args::{MatrixArgs, TransportArg};
@@ -99,9 +101,8 @@ fn load(
     if generated {
         let cache = harness::paths::cache_root();
         let bin = setup::ensure_cargo_mutants(&cache, &note)?;
-        let out = Command::new(&bin)
+        let out = commands::program(&bin, rust::list_args())?
             .current_dir(&root)
-            .args(rust::list_args())
             .output()
             .context("running cargo mutants --list")?;
         if !out.status.success() {
@@ -536,17 +537,19 @@ impl Scratch {
     fn new(root: &Path, w: usize) -> Result<Scratch> {
         let base = root.join("target").join("mutants");
         let tree = base.join(format!("tree-{w}"));
-        let out = Command::new("git")
-            .current_dir(root)
-            .args([
+        let out = commands::program(
+            "git",
+            [
                 "ls-files",
                 "-z",
                 "--cached",
                 "--others",
                 "--exclude-standard",
-            ])
-            .output()
-            .context("listing the checkout's files (git ls-files)")?;
+            ],
+        )?
+        .current_dir(root)
+        .output()
+        .context("listing the checkout's files (git ls-files)")?;
         if !out.status.success() {
             bail!("the mutants are built from a git checkout; `git ls-files` failed here");
         }
@@ -618,23 +621,22 @@ impl Scratch {
         static ONE_BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
         let _one = ONE_BUILD.lock().unwrap_or_else(|e| e.into_inner());
         let triple = Arch::host().rust_target();
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let out = Command::new(cargo)
-            .current_dir(&self.tree)
-            .env("CARGO_PROFILE_RELEASE_INCREMENTAL", "true")
-            .args([
-                "build",
-                "--release",
-                "--locked",
-                "-p",
-                "unlink-tracer",
-                "--target",
-                triple,
-            ])
-            .arg("--target-dir")
-            .arg(&self.target)
-            .output()
-            .map_err(|e| format!("running cargo: {e}"))?;
+        let out = commands::cargo([
+            OsStr::new("build"),
+            OsStr::new("--release"),
+            OsStr::new("--locked"),
+            OsStr::new("-p"),
+            OsStr::new("unlink-tracer"),
+            OsStr::new("--target"),
+            OsStr::new(triple),
+            OsStr::new("--target-dir"),
+            self.target.as_os_str(),
+        ])
+        .map_err(|e| format!("{e:#}"))?
+        .current_dir(&self.tree)
+        .env("CARGO_PROFILE_RELEASE_INCREMENTAL", "true")
+        .output()
+        .map_err(|e| format!("running cargo: {e}"))?;
         if !out.status.success() {
             let err = String::from_utf8_lossy(&out.stderr);
             return Err(build_error(&err));
@@ -655,22 +657,20 @@ impl Scratch {
     /// mutant planted: the tests that failed (empty: none did, or they
     /// did not build).
     fn unit_tests(&self) -> Vec<String> {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let out = Command::new(cargo)
-            .current_dir(&self.tree)
-            .args([
-                "test",
-                "--locked",
-                "-p",
-                "unlink-tracer",
-                "-p",
-                "unlink-schema",
-                "--lib",
-                "--bins",
-                "--target-dir",
-            ])
-            .arg(self.target.with_extension("unit"))
-            .output();
+        let unit = self.target.with_extension("unit");
+        let out = commands::cargo([
+            OsStr::new("test"),
+            OsStr::new("--locked"),
+            OsStr::new("-p"),
+            OsStr::new("unlink-tracer"),
+            OsStr::new("-p"),
+            OsStr::new("unlink-schema"),
+            OsStr::new("--lib"),
+            OsStr::new("--bins"),
+            OsStr::new("--target-dir"),
+            unit.as_os_str(),
+        ])
+        .and_then(|mut c| Ok(c.current_dir(&self.tree).output()?));
         match out {
             Ok(o) if !o.status.success() => {
                 mutants::failed_tests(&String::from_utf8_lossy(&o.stdout))

@@ -4,7 +4,7 @@
 //! the run's guests if the harness itself dies, SIGKILL included.
 
 use std::io::BufRead;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use anyhow::{Context, Result};
 use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
@@ -41,8 +41,7 @@ pub fn install() -> Result<()> {
     let exe = std::env::current_exe().context("finding the harness binary")?;
     let mut guard = {
         use std::os::unix::process::CommandExt;
-        Command::new(exe)
-            .arg("__guard")
+        harness::process::commands::program(exe, ["__guard"])?
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             // Its own group: a Ctrl-C on the terminal does not reach it.

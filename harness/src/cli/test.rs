@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 
+use harness::process::commands;
+
 use super::note;
 
 /// Test threads: more than the integration binary has guest tests.
@@ -12,31 +14,28 @@ const TEST_THREADS: usize = 16;
 
 pub fn run(args: &[String]) -> Result<ExitCode> {
     super::setup::run()?;
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let root = harness::paths::repo_root();
     // The workspace lints are invariants (engine code never prints): clippy
     // is part of the tests.
-    let has_clippy = std::process::Command::new(&cargo)
-        .args(["clippy", "--version"])
-        .output()
+    let has_clippy = commands::cargo(["clippy", "--version"])
+        .and_then(|mut c| Ok(c.output()?))
         .is_ok_and(|o| o.status.success());
     if !has_clippy {
         anyhow::bail!("clippy is not installed; run: rustup component add clippy");
     }
     note("running cargo clippy --workspace --all-targets -- -D warnings (the workspace lints)");
-    let lint = std::process::Command::new(&cargo)
-        .current_dir(&root)
-        .args([
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--locked",
-            "--",
-            "-D",
-            "warnings",
-        ])
-        .status()
-        .context("running cargo clippy")?;
+    let lint = commands::cargo([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--locked",
+        "--",
+        "-D",
+        "warnings",
+    ])?
+    .current_dir(&root)
+    .status()
+    .context("running cargo clippy")?;
     if !lint.success() {
         eprintln!("harness: the workspace lints failed (see above)");
         return Ok(ExitCode::FAILURE);
@@ -44,15 +43,15 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
     note("running cargo test --workspace (the guest boots take a few minutes under TCG)");
     let mut child = {
         use std::os::unix::process::CommandExt;
-        std::process::Command::new(cargo)
+        let mut test = vec!["test".to_string(), "--workspace".into(), "--locked".into()];
+        test.extend(if args.is_empty() {
+            // Show what the guest tests saw (kernel booted, snapshot checked).
+            vec!["--".to_string(), "--show-output".to_string()]
+        } else {
+            args.to_vec()
+        });
+        commands::cargo(test)?
             .current_dir(&root)
-            .args(["test", "--workspace", "--locked"])
-            .args(if args.is_empty() {
-                // Show what the guest tests saw (kernel booted, snapshot checked).
-                vec!["--".to_string(), "--show-output".to_string()]
-            } else {
-                args.to_vec()
-            })
             .env("INSTA_UPDATE", "no")
             // The guest tests wait for their guests' slots (one per core,
             // harness/tests/it/main.rs), not for a test thread: with more

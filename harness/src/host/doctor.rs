@@ -43,8 +43,12 @@ fn first_line(cmd: &mut Command) -> Option<String> {
         .filter(|_| out.status.success())
 }
 
-fn tool(what: &str, cmd: &mut Command, fix: &str) -> Finding {
-    match first_line(cmd) {
+/// A tool's `--version`: its first line, or missing with the fix.
+fn tool(what: &str, program: impl AsRef<Path>, fix: &str) -> Finding {
+    let line = crate::process::commands::program(program, ["--version"])
+        .ok()
+        .and_then(|mut cmd| first_line(&mut cmd));
+    match line {
         Some(v) => Finding {
             what: what.into(),
             level: Level::Ok,
@@ -67,17 +71,17 @@ pub fn run(cache_dir: &Path, progress: &dyn Fn(&str)) -> Vec<Finding> {
     let mut out = vec![
         tool(
             "QEMU x86_64",
-            Command::new("qemu-system-x86_64").arg("--version"),
+            "qemu-system-x86_64",
             &format!("apt-get install -t bookworm-backports qemu-system-x86; or {backports}"),
         ),
         tool(
             "QEMU arm64",
-            Command::new("qemu-system-aarch64").arg("--version"),
+            "qemu-system-aarch64",
             &format!("apt-get install -t bookworm-backports qemu-system-arm; or {backports}"),
         ),
         tool(
             "virtme-ng",
-            Command::new(setup::vng_path(cache_dir)).arg("--version"),
+            setup::vng_path(cache_dir),
             &format!(
                 "python3 -m venv {0} && {0}/bin/pip install {1}",
                 setup::venv_dir(cache_dir).display(),
@@ -86,7 +90,7 @@ pub fn run(cache_dir: &Path, progress: &dyn Fn(&str)) -> Vec<Finding> {
         ),
         tool(
             "virtiofsd",
-            Command::new(setup::virtiofsd_dir(cache_dir).join("virtiofsd")).arg("--version"),
+            setup::virtiofsd_dir(cache_dir).join("virtiofsd"),
             &format!(
                 "cargo install --locked --root {} {}",
                 setup::tools_dir(cache_dir).display(),
@@ -95,12 +99,12 @@ pub fn run(cache_dir: &Path, progress: &dyn Fn(&str)) -> Vec<Finding> {
         ),
         tool(
             "clang (BPF compiler)",
-            Command::new("clang").arg("--version"),
+            "clang",
             "apt-get install clang llvm",
         ),
         tool(
             "arm64 cross compiler",
-            Command::new("aarch64-linux-gnu-gcc").arg("--version"),
+            "aarch64-linux-gnu-gcc",
             "apt-get install gcc-aarch64-linux-gnu",
         ),
     ];

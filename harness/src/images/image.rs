@@ -5,12 +5,12 @@
 //! ([`crate::images::rootfs`]); host-arch guests use the host's root read-only.
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use anyhow::{Context, Result};
 
 use crate::model::Arch;
 use crate::paths::repo_root;
+use crate::process::commands;
 
 /// The guest-side binaries for one arch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,12 +80,10 @@ pub fn root_recipe(arch: Arch) -> Option<PathBuf> {
 pub fn build(arch: Arch) -> Result<GuestBinaries> {
     let root = repo_root();
     let target_dir = root.join("target").join("guest");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     crate::process::run_checked(
-        Command::new(cargo)
+        commands::cargo(cargo_args(arch, &target_dir))?
             .current_dir(&root)
-            .envs(cross_env(arch))
-            .args(cargo_args(arch, &target_dir)),
+            .envs(cross_env(arch)),
         &format!("building the guest binaries for {arch}"),
         15,
     )?;
@@ -129,11 +127,9 @@ pub fn bench_executable(messages: &str) -> Option<PathBuf> {
 pub fn build_bench(arch: Arch) -> Result<PathBuf> {
     let root = repo_root();
     let target_dir = root.join("target").join("guest");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let out = Command::new(cargo)
+    let out = commands::cargo(bench_cargo_args(arch, &target_dir))?
         .current_dir(&root)
         .envs(cross_env(arch))
-        .args(bench_cargo_args(arch, &target_dir))
         .stderr(std::process::Stdio::piped())
         .output()
         .with_context(|| format!("running cargo to build the {arch} bench"))?;

@@ -24,6 +24,7 @@ use crate::cache::entry;
 use crate::kernels::apt::{self, PackageInfo, PrivateApt};
 use crate::kernels::kernel;
 use crate::model::Arch;
+use crate::process::commands;
 
 /// Version of the build procedure; part of every key, so a change to how
 /// roots are made never reuses a root made the old way.
@@ -265,12 +266,15 @@ fn arch_options(arch: Arch) -> [String; 2] {
 /// each with the index entry it will be verified against.
 pub fn resolve(apt: &PrivateApt, recipe: &Recipe) -> Result<Vec<PackageInfo>> {
     let arch = recipe.arch.debian();
+    let mut install: Vec<String> = ["-q", "-s", "install", "--no-install-recommends"]
+        .map(String::from)
+        .to_vec();
+    install.extend(recipe.packages.iter().map(|p| format!("{p}:{arch}")));
     let sim = run(
-        Command::new("apt-get")
-            .args(apt.options())
-            .args(arch_options(recipe.arch))
-            .args(["-q", "-s", "install", "--no-install-recommends"])
-            .args(recipe.packages.iter().map(|p| format!("{p}:{arch}"))),
+        &mut commands::apt_get(
+            apt.options().into_iter().chain(arch_options(recipe.arch)),
+            install,
+        )?,
         &format!("resolving the root packages in {}", apt.suite),
     )?;
     let resolved = parse_simulated(&sim)?;
@@ -286,16 +290,17 @@ pub fn resolve(apt: &PrivateApt, recipe: &Recipe) -> Result<Vec<PackageInfo>> {
             r.architecture
         );
     }
+    let mut show: Vec<String> = ["show", "--no-all-versions"].map(String::from).to_vec();
+    show.extend(
+        resolved
+            .iter()
+            .map(|r| format!("{}:{}={}", r.package, r.architecture, r.version)),
+    );
     let shown = run(
-        Command::new("apt-cache")
-            .args(apt.options())
-            .args(arch_options(recipe.arch))
-            .args(["show", "--no-all-versions"])
-            .args(
-                resolved
-                    .iter()
-                    .map(|r| format!("{}:{}={}", r.package, r.architecture, r.version)),
-            ),
+        &mut commands::apt_cache(
+            apt.options().into_iter().chain(arch_options(recipe.arch)),
+            show,
+        )?,
         "apt-cache show of the root packages",
     )?;
     let infos = apt::parse_deb822(&shown)
@@ -435,16 +440,14 @@ fn populate(
     if !missing.is_empty() {
         let mb = missing.iter().map(|p| p.size).sum::<u64>() / 1_000_000;
         progress(&format!("downloading {} packages ({mb} MB)", missing.len()));
+        let mut download: Vec<String> = ["-q", "download"].map(String::from).to_vec();
+        download.extend(
+            missing
+                .iter()
+                .map(|p| format!("{}:{}={}", p.package, p.architecture, p.version)),
+        );
         run(
-            Command::new("apt-get")
-                .current_dir(&deb_dir)
-                .args(apt.options())
-                .args(["-q", "download"])
-                .args(
-                    missing
-                        .iter()
-                        .map(|p| format!("{}:{}={}", p.package, p.architecture, p.version)),
-                ),
+            commands::apt_get(apt.options(), download)?.current_dir(&deb_dir),
             "apt-get download of the root packages",
         )?;
     }
@@ -462,7 +465,7 @@ fn populate(
     ));
     for f in &files {
         run(
-            Command::new("dpkg-deb").arg("-x").arg(f).arg(&root),
+            &mut commands::dpkg_extract(f, &root)?,
             &format!("dpkg-deb -x {}", f.display()),
         )?;
     }

@@ -283,12 +283,15 @@ impl PrivateApt {
 
     /// Whether the index still offers this exact version.
     pub fn has_version(&self, package: &str, debian_arch: &str, version: &str) -> Result<bool> {
-        let out = std::process::Command::new("apt-cache")
-            .args(self.options())
-            .arg("show")
-            .arg(format!("{package}:{debian_arch}={version}"))
-            .output()
-            .context("running apt-cache")?;
+        let out = crate::process::commands::apt_cache(
+            self.options(),
+            [
+                "show".to_string(),
+                format!("{package}:{debian_arch}={version}"),
+            ],
+        )?
+        .output()
+        .context("running apt-cache")?;
         Ok(out.status.success()
             && parse_deb822(&String::from_utf8_lossy(&out.stdout))
                 .iter()
@@ -297,12 +300,16 @@ impl PrivateApt {
 
     /// `apt-cache show` of one package for one Debian arch, newest first.
     pub fn show(&self, package: &str, debian_arch: &str) -> Result<Vec<PackageInfo>> {
-        let out = std::process::Command::new("apt-cache")
-            .args(self.options())
-            .args(["show", "--no-all-versions"])
-            .arg(format!("{package}:{debian_arch}"))
-            .output()
-            .context("running apt-cache")?;
+        let out = crate::process::commands::apt_cache(
+            self.options(),
+            [
+                "show".to_string(),
+                "--no-all-versions".to_string(),
+                format!("{package}:{debian_arch}"),
+            ],
+        )?
+        .output()
+        .context("running apt-cache")?;
         if !out.status.success() {
             bail!(
                 "{package}:{debian_arch} is not in {}: {}",

@@ -15,6 +15,7 @@ use crate::kernels::apt::{self, PackageInfo, PrivateApt};
 use crate::kernels::lock::{self, LockEntry, LockedPackage};
 use crate::kernels::manifest::KernelEntry;
 use crate::model::Arch;
+use crate::process::commands;
 
 /// How long a fetched apt index is trusted before `apt-get update` again.
 const INDEX_MAX_AGE: Duration = Duration::from_secs(6 * 3600);
@@ -97,9 +98,7 @@ pub fn index(cache: &Path, suite: &str, progress: &dyn Fn(&str)) -> Result<Priva
     if !apt.index_fresh(INDEX_MAX_AGE) {
         progress(&format!("apt-get update ({suite})"));
         run(
-            Command::new("apt-get")
-                .args(apt.options())
-                .args(["-q", "update"]),
+            &mut commands::apt_get(apt.options(), ["-q", "update"])?,
             &format!("apt-get update for {suite}"),
         )?;
     }
@@ -304,7 +303,7 @@ fn extract(
     std::fs::create_dir_all(&root)?;
     for f in files {
         run(
-            Command::new("dpkg-deb").arg("-x").arg(f).arg(&root),
+            &mut commands::dpkg_extract(f, &root)?,
             &format!("dpkg-deb -x {}", f.display()),
         )?;
     }
@@ -317,10 +316,7 @@ fn extract(
     .into_iter()
     .find(|p| p.is_file());
     progress(&format!("depmod {release}"));
-    run(
-        Command::new("depmod").arg("-b").arg(&root).arg(&release),
-        "depmod",
-    )?;
+    run(&mut commands::depmod(&root, &release)?, "depmod")?;
     let img = KernelImage {
         alias: locked.alias.clone(),
         suite: locked.suite.clone(),
@@ -486,11 +482,15 @@ pub fn download_verified(
             p.size / 1_000_000
         ));
         run(
-            Command::new("apt-get")
-                .current_dir(deb_dir)
-                .args(apt.options())
-                .args(["-q", "download"])
-                .arg(format!("{}:{}={}", p.package, p.architecture, p.version)),
+            commands::apt_get(
+                apt.options(),
+                [
+                    "-q".to_string(),
+                    "download".to_string(),
+                    format!("{}:{}={}", p.package, p.architecture, p.version),
+                ],
+            )?
+            .current_dir(deb_dir),
             &format!("apt-get download {}", p.package),
         )
         .inspect_err(|_| {

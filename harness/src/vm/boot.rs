@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -410,8 +410,7 @@ pub fn run(
         .prefix("vng")
         .tempdir()
         .context("creating vng's temporary directory")?;
-    let mut child = Command::new(&spec.vng)
-        .args(vng_args(spec))
+    let mut child = crate::process::commands::program(&spec.vng, vng_args(spec))?
         .env("PATH", path)
         .env("TMPDIR", tmp.path())
         .stdin(Stdio::null())

@@ -7,6 +7,10 @@
     clippy::print_stderr,
     reason = "tests show what the guests saw (cargo test --show-output)"
 )]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the tests run the harness binary and the host's tools as a user would, by name"
+)]
 
 mod cache;
 mod cli;
