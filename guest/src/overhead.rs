@@ -50,7 +50,7 @@ pub struct OverheadArgs {
     /// The unlink-tracer binary.
     #[arg(long)]
     tracer: PathBuf,
-    /// The criterion bench binary of the unlink path (benches/benches/unlink_path.rs).
+    /// The criterion bench binary of the unlink path (benches/unlink-path/benches/unlink_path.rs).
     #[arg(long)]
     bench: PathBuf,
     /// Shared directory for results.

@@ -102,7 +102,7 @@ pub fn bench_cargo_args(arch: Arch, target_dir: &std::path::Path) -> Vec<String>
         "--no-run".into(),
         "--locked".into(),
         "-p".into(),
-        "unlink-benches".into(),
+        "unlink-path-bench".into(),
         "--bench".into(),
         "unlink_path".into(),
         "--target".into(),
@@ -174,7 +174,7 @@ mod tests {
     fn bench_build() {
         assert_eq!(
             bench_cargo_args(Arch::Arm64, std::path::Path::new("/t")).join(" "),
-            "bench --no-run --locked -p unlink-benches --bench unlink_path --target aarch64-unknown-linux-gnu --target-dir /t --message-format=json-render-diagnostics"
+            "bench --no-run --locked -p unlink-path-bench --bench unlink_path --target aarch64-unknown-linux-gnu --target-dir /t --message-format=json-render-diagnostics"
         );
         let messages = concat!(
             r#"{"reason":"compiler-artifact","target":{"name":"host"},"executable":"/t/host-1"}"#,

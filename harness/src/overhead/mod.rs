@@ -1,5 +1,5 @@
 //! Stage 6, measure: what a probe costs one unlink. The guest agent ran
-//! the criterion bench of the unlink path (`benches/benches/unlink_path.rs`)
+//! the criterion bench of the unlink path (`benches/unlink-path/benches/unlink_path.rs`)
 //! once per probe mode and round; this module reads the rounds' raw
 //! samples per mode and bench, and turns them into figures: the cost per
 //! unlink (the median of the round means) with its 95 % confidence
@@ -44,7 +44,7 @@ pub fn mode_description(mode: &str) -> &'static str {
     }
 }
 
-/// The benches of `benches/benches/unlink_path.rs` (criterion group `unlink`).
+/// The benches of `benches/unlink-path/benches/unlink_path.rs` (criterion group `unlink`).
 pub const BENCHES: &[&str] = &["create_unlink", "unlink_missing"];
 
 /// The mode whose overhead is the tracer's, and the one it is held against.
