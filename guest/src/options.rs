@@ -16,7 +16,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use unlink_schema::{CliRun, OptionProbe, OptionTracer, OptionsRun, RunOutcome, Step};
+use unlink_schema::{
+    CliRun, EmptyModeRun, OptionProbe, OptionTracer, OptionsRun, RunOutcome, Step,
+};
 
 use crate::workload::{self, At};
 
@@ -388,6 +390,7 @@ pub fn run(
         duration_s: DURATION_S,
         tracers: records,
         cli: cli_runs(tracer)?,
+        empty_modes: empty_mode_runs(tracer, out_dir, attach_timeout)?,
     });
     Ok(steps)
 }
@@ -429,6 +432,63 @@ pub const CLI_RUNS: [&[&str]; 17] = [
     // every other run's stderr is exactly what it documents).
     &["-v", "--duration", "1"],
 ];
+
+/// Where the kernel lists every registered kprobe and kretprobe.
+const KPROBES_LIST: &str = "/sys/kernel/debug/kprobes/list";
+
+/// The tracer in each empty mode, one at a time (the kernel's list of
+/// kprobes must be its alone): started with `--ready-file`, the kernel's
+/// kprobe list copied once it attached, stopped.
+fn empty_mode_runs(
+    tracer: &Path,
+    out_dir: &Path,
+    attach_timeout: Duration,
+) -> Result<Vec<EmptyModeRun>> {
+    use unlink_schema::TracerMode as M;
+    if !Path::new(KPROBES_LIST).exists() {
+        nix::mount::mount(
+            Some("debugfs"),
+            "/sys/kernel/debug",
+            Some("debugfs"),
+            nix::mount::MsFlags::empty(),
+            None::<&str>,
+        )
+        .context("mounting debugfs for the kernel's kprobe list")?;
+    }
+    let mut runs = Vec::new();
+    for mode in [M::EmptyKprobe, M::EmptyKretprobe, M::EmptyPair] {
+        let ready = out_dir.join(format!("{}.ready", mode.name()));
+        let err = out_dir.join(format!("{}.err", mode.name()));
+        let mut child = Command::new(tracer)
+            .args(["--json", "--mode", mode.name(), "--ready-file"])
+            .arg(&ready)
+            .stdout(Stdio::null())
+            .stderr(File::create(&err)?)
+            .spawn()
+            .with_context(|| format!("starting {} --mode {}", tracer.display(), mode.name()))?;
+        let limit = Instant::now() + attach_timeout;
+        let mut kprobes = String::new();
+        while Instant::now() < limit {
+            if ready.exists() {
+                kprobes = fs::read_to_string(KPROBES_LIST)
+                    .with_context(|| format!("reading {KPROBES_LIST}"))?;
+                break;
+            }
+            if child.try_wait()?.is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let exit_code = crate::stop(&mut child)?;
+        runs.push(EmptyModeRun {
+            mode,
+            exit_code,
+            stderr: fs::read_to_string(&err).unwrap_or_default(),
+            kprobes,
+        });
+    }
+    Ok(runs)
+}
 
 fn cli_runs(tracer: &Path) -> Result<Vec<CliRun>> {
     // All at once: each is a process start and little else.

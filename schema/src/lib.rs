@@ -303,6 +303,21 @@ pub struct OptionsRun {
     /// argument the CLI must refuse.
     #[serde(default)]
     pub cli: Vec<CliRun>,
+    /// The tracer in each empty mode (`--mode empty-*`), one at a time,
+    /// with the kernel's list of registered kprobes while it was attached.
+    #[serde(default)]
+    pub empty_modes: Vec<EmptyModeRun>,
+}
+
+/// One run of the tracer in an empty mode, stopped once attached.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmptyModeRun {
+    pub mode: TracerMode,
+    pub exit_code: Option<i32>,
+    pub stderr: String,
+    /// `/sys/kernel/debug/kprobes/list` while it was attached: every
+    /// kprobe (`k`) and kretprobe (`r`) the kernel had registered.
+    pub kprobes: String,
 }
 
 /// One run of the tracer that traces nothing.

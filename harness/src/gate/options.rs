@@ -445,12 +445,79 @@ pub fn check_cli(i: &OptionsInput, ret_width_bits: Option<u32>) -> Result<String
             ));
         }
     }
+    let empty = check_empty_modes(&i.run.empty_modes, i.symbol)?;
     Ok(format!(
-        "--show-target {} `{}` agrees with tracefs and the traced runs, also by --symbol; an unknown --symbol refused; {} bad arguments refused (exit 2)",
+        "--show-target {} `{}` agrees with tracefs and the traced runs, also by --symbol; an unknown --symbol refused; {} bad arguments refused (exit 2); {empty}",
         t.symbol,
         t.proto,
         bad.len()
     ))
+}
+
+/// The probe types (`k`, `r`) the kernel's kprobe list has on `symbol`'s
+/// entry (pure): lines `ADDRESS  TYPE  SYMBOL+0x0  [FLAGS]`, sorted.
+pub fn kprobes_on(list: &str, symbol: &str) -> Vec<String> {
+    let at = format!("{symbol}+0x0");
+    let mut types: Vec<String> = list
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let (_addr, kind, place) = (f.next()?, f.next()?, f.next()?);
+            (place == at).then(|| kind.to_string())
+        })
+        .collect();
+    types.sort();
+    types
+}
+
+/// Each empty mode attached exactly its probes, as the kernel lists them
+/// while it ran (empty-kprobe a kprobe, empty-kretprobe a kretprobe,
+/// empty-pair both), exited 0 on SIGINT, and its summary names the mode
+/// and a return probe exactly where it has one (pure).
+pub fn check_empty_modes(
+    runs: &[unlink_schema::EmptyModeRun],
+    symbol: &str,
+) -> Result<String, String> {
+    use unlink_schema::TracerMode as M;
+    let wanted: [(M, &[&str]); 3] = [
+        (M::EmptyKprobe, &["k"]),
+        (M::EmptyKretprobe, &["r"]),
+        (M::EmptyPair, &["k", "r"]),
+    ];
+    for (mode, want) in wanted {
+        let name = mode.name();
+        let r = runs
+            .iter()
+            .find(|r| r.mode == mode)
+            .ok_or(format!("cli: no --mode {name} run"))?;
+        let got = kprobes_on(&r.kprobes, symbol);
+        if got != want {
+            return Err(format!(
+                "cli: --mode {name} attached {got:?} on {symbol} as the kernel lists them, want {want:?}"
+            ));
+        }
+        if r.exit_code != Some(0) {
+            return Err(format!(
+                "cli: --mode {name} exited with {:?}: {}",
+                r.exit_code,
+                r.stderr.lines().last().unwrap_or_default()
+            ));
+        }
+        let s: unlink_schema::Summary = r
+            .stderr
+            .lines()
+            .last()
+            .and_then(|l| serde_json::from_str(l).ok())
+            .ok_or(format!("cli: --mode {name} left no JSON summary"))?;
+        let has_return = want.contains(&"r");
+        if s.mode != name || s.return_probe.is_some() != has_return {
+            return Err(format!(
+                "cli: --mode {name}'s summary says mode {} with return probe {:?}",
+                s.mode, s.return_probe
+            ));
+        }
+    }
+    Ok("the empty modes attached exactly their probes (the kernel's kprobe list)".to_string())
 }
 
 /// One `--show-target` answer against the symbol tracefs offers and the
@@ -649,6 +716,7 @@ mod tests {
             count: 3,
             duration_s: 2.0,
             cli: Vec::new(),
+            empty_modes: empty_modes(),
             tracers: vec![
                 tracer(OptionProbe::Text, false, 3.0),
                 tracer(OptionProbe::Pid, false, 3.0),
@@ -658,6 +726,80 @@ mod tests {
             ],
         };
         (r, steps)
+    }
+
+    /// The three empty modes as a right tracer runs them (what the
+    /// kernel's kprobe list shows while each is attached).
+    fn empty_modes() -> Vec<unlink_schema::EmptyModeRun> {
+        use unlink_schema::TracerMode as M;
+        [
+            (M::EmptyKprobe, "ffffffff81300000  k  do_unlinkat+0x0    [FTRACE]\n", false),
+            (M::EmptyKretprobe, "ffffffff81300000  r  do_unlinkat+0x0    [FTRACE]\n", true),
+            (
+                M::EmptyPair,
+                "ffffffff81300000  r  do_unlinkat+0x0    [FTRACE]\nffffffff81300000  k  do_unlinkat+0x0    [FTRACE]\nffffffff81400000  k  vfs_unlink+0x0\n",
+                true,
+            ),
+        ]
+        .map(|(mode, kprobes, ret)| unlink_schema::EmptyModeRun {
+            mode,
+            exit_code: Some(0),
+            stderr: format!(
+                "unlink-tracer: {} mode on do_unlinkat\n{}\n",
+                mode.name(),
+                serde_json::json!({
+                    "mode": mode.name(), "symbol": "do_unlinkat", "ret_width_bits": 32,
+                    "printed": 0, "stopped_by": "signal", "entries": 0, "returns": 0,
+                    "events": 0, "dropped": 0, "unpaired_returns": 0, "inflight": 0,
+                    "lost_untracked": 0, "kernel_missed": null,
+                    "return_probe": if ret { serde_json::json!({"via": "tracefs", "maxactive": 1024}) } else { serde_json::Value::Null },
+                })
+            ),
+            kprobes: kprobes.to_string(),
+        })
+        .to_vec()
+    }
+
+    #[test]
+    fn each_empty_mode_attaches_exactly_its_probes() {
+        use unlink_schema::TracerMode as M;
+        assert_eq!(
+            check_empty_modes(&empty_modes(), "do_unlinkat").map(|_| ()),
+            Ok(())
+        );
+        type Bad = fn(&mut Vec<unlink_schema::EmptyModeRun>);
+        let cases: [(&str, Bad); 5] = [
+            // The mode's condition inverted: empty-kprobe attaches nothing.
+            ("--mode empty-kprobe attached []", |r| {
+                r[0].kprobes = String::new()
+            }),
+            // The pair missing its return half.
+            ("--mode empty-pair attached [\"k\"]", |r| {
+                r[2].kprobes = "ffffffff81300000  k  do_unlinkat+0x0    [FTRACE]\n".into()
+            }),
+            ("--mode empty-kretprobe exited with Some(1)", |r| {
+                r[1].exit_code = Some(1)
+            }),
+            ("no --mode empty-pair run", |r| {
+                r.retain(|m| m.mode != M::EmptyPair)
+            }),
+            ("--mode empty-kprobe's summary says", |r| {
+                r[0].stderr = r[1].stderr.replace("empty-kretprobe", "empty-kprobe")
+            }),
+        ];
+        for (want, bad) in cases {
+            let mut runs = empty_modes();
+            bad(&mut runs);
+            let e = check_empty_modes(&runs, "do_unlinkat").unwrap_err();
+            assert!(e.contains(want), "{want}: {e}");
+        }
+        assert_eq!(
+            kprobes_on(
+                "ffffffff81300000  r  do_unlinkat+0x0    [FTRACE]\nffffffff8  k  do_unlinkat+0x4\n",
+                "do_unlinkat"
+            ),
+            ["r"]
+        );
     }
 
     fn output(events: Vec<JsonEvent>, stopped_by: &str, entries: u64) -> ProbeOutput {
