@@ -456,9 +456,17 @@ fn empty_mode_runs(
         .context("mounting debugfs for the kernel's kprobe list")?;
     }
     let mut runs = Vec::new();
-    for mode in [M::EmptyKprobe, M::EmptyKretprobe, M::EmptyPair] {
-        let ready = out_dir.join(format!("{}.ready", mode.name()));
-        let err = out_dir.join(format!("{}.err", mode.name()));
+    // First a tracer killed once attached (SIGKILL: its tracefs entry
+    // outlives it), so the next one with a return probe must remove it.
+    for (mode, kill) in [
+        (M::EmptyKretprobe, true),
+        (M::EmptyKretprobe, false),
+        (M::EmptyKprobe, false),
+        (M::EmptyPair, false),
+    ] {
+        let name = format!("{}{}", mode.name(), if kill { "-killed" } else { "" });
+        let ready = out_dir.join(format!("{name}.ready"));
+        let err = out_dir.join(format!("{name}.err"));
         let mut child = Command::new(tracer)
             .args(["--json", "--mode", mode.name(), "--ready-file"])
             .arg(&ready)
@@ -467,11 +475,12 @@ fn empty_mode_runs(
             .spawn()
             .with_context(|| format!("starting {} --mode {}", tracer.display(), mode.name()))?;
         let limit = Instant::now() + attach_timeout;
-        let mut kprobes = String::new();
+        let (mut kprobes, mut kprobe_events) = (String::new(), String::new());
         while Instant::now() < limit {
             if ready.exists() {
                 kprobes = fs::read_to_string(KPROBES_LIST)
                     .with_context(|| format!("reading {KPROBES_LIST}"))?;
+                kprobe_events = crate::oracle::kprobe_events()?;
                 break;
             }
             if child.try_wait()?.is_some() {
@@ -479,12 +488,19 @@ fn empty_mode_runs(
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        let exit_code = crate::stop(&mut child)?;
+        let exit_code = if kill {
+            let _ = child.kill();
+            child.wait()?.code()
+        } else {
+            crate::stop(&mut child)?
+        };
         runs.push(EmptyModeRun {
             mode,
             exit_code,
             stderr: fs::read_to_string(&err).unwrap_or_default(),
             kprobes,
+            kprobe_events,
+            killed: kill,
         });
     }
     Ok(runs)

@@ -26,9 +26,12 @@ fn tracefs() -> Result<PathBuf> {
 /// The kernel's list of kprobe events now (`kprobe_events`), copied to
 /// `to`: where the tracer's return probe shows with its instances.
 pub fn copy_kprobe_events(to: &Path) -> Result<()> {
-    let text =
-        fs::read_to_string(tracefs()?.join("kprobe_events")).context("reading kprobe_events")?;
-    fs::write(to, text).with_context(|| format!("writing {}", to.display()))
+    fs::write(to, kprobe_events()?).with_context(|| format!("writing {}", to.display()))
+}
+
+/// The kernel's list of kprobe events now (`kprobe_events`).
+pub fn kprobe_events() -> Result<String> {
+    fs::read_to_string(tracefs()?.join("kprobe_events")).context("reading kprobe_events")
 }
 
 /// The top-level trace buffer's size per CPU in KiB (`buffer_size_kb`:

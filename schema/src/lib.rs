@@ -318,6 +318,14 @@ pub struct EmptyModeRun {
     /// `/sys/kernel/debug/kprobes/list` while it was attached: every
     /// kprobe (`k`) and kretprobe (`r`) the kernel had registered.
     pub kprobes: String,
+    /// tracefs `kprobe_events` while it was attached (the tracer's return
+    /// probe entries, a dead tracer's left-over included).
+    #[serde(default)]
+    pub kprobe_events: String,
+    /// Killed (SIGKILL) once attached, so its tracefs entry outlives it
+    /// for the next run to remove.
+    #[serde(default)]
+    pub killed: bool,
 }
 
 /// One run of the tracer that traces nothing.

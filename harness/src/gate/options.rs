@@ -454,16 +454,17 @@ pub fn check_cli(i: &OptionsInput, ret_width_bits: Option<u32>) -> Result<String
     ))
 }
 
-/// The probe types (`k`, `r`) the kernel's kprobe list has on `symbol`'s
-/// entry (pure): lines `ADDRESS  TYPE  SYMBOL+0x0  [FLAGS]`, sorted.
+/// The probe types (`k`, `r`) the kernel's kprobe list has on `symbol`
+/// (pure): lines `ADDRESS  TYPE  SYMBOL+OFFSET  [FLAGS]`, sorted. The
+/// offset of a probe on the function's entry is 0, or past the entry's
+/// landing pad where the kernel has one (x86_64 with IBT: `+0x4`, 6.12).
 pub fn kprobes_on(list: &str, symbol: &str) -> Vec<String> {
-    let at = format!("{symbol}+0x0");
     let mut types: Vec<String> = list
         .lines()
         .filter_map(|l| {
             let mut f = l.split_whitespace();
             let (_addr, kind, place) = (f.next()?, f.next()?, f.next()?);
-            (place == at).then(|| kind.to_string())
+            (place.split('+').next() == Some(symbol)).then(|| kind.to_string())
         })
         .collect();
     types.sort();
@@ -484,12 +485,43 @@ pub fn check_empty_modes(
         (M::EmptyKretprobe, &["r"]),
         (M::EmptyPair, &["k", "r"]),
     ];
+    // A tracer killed once attached leaves its tracefs entry; the next
+    // one with a return probe removes it before adding its own.
+    let group = format!(":{}/", unlink_schema::RETPROBE_GROUP);
+    let entries = |text: &str| {
+        text.lines()
+            .filter(|l| {
+                l.split_whitespace()
+                    .next()
+                    .is_some_and(|d| d.contains(&group))
+            })
+            .count()
+    };
+    let killed = runs
+        .iter()
+        .find(|r| r.killed)
+        .ok_or("cli: no tracer was killed to leave its tracefs entry behind")?;
+    if entries(&killed.kprobe_events) != 1 {
+        return Err(format!(
+            "cli: the killed --mode {} had {} tracefs entries while attached, want its own",
+            killed.mode.name(),
+            entries(&killed.kprobe_events)
+        ));
+    }
     for (mode, want) in wanted {
         let name = mode.name();
         let r = runs
             .iter()
-            .find(|r| r.mode == mode)
+            .find(|r| r.mode == mode && !r.killed)
             .ok_or(format!("cli: no --mode {name} run"))?;
+        let has_return = want.contains(&"r");
+        if entries(&r.kprobe_events) != usize::from(has_return) {
+            return Err(format!(
+                "cli: --mode {name} ran with {} tracefs return probe entries, want {} (a dead tracer's left-over must be removed)",
+                entries(&r.kprobe_events),
+                usize::from(has_return)
+            ));
+        }
         let got = kprobes_on(&r.kprobes, symbol);
         if got != want {
             return Err(format!(
@@ -509,7 +541,6 @@ pub fn check_empty_modes(
             .last()
             .and_then(|l| serde_json::from_str(l).ok())
             .ok_or(format!("cli: --mode {name} left no JSON summary"))?;
-        let has_return = want.contains(&"r");
         if s.mode != name || s.return_probe.is_some() != has_return {
             return Err(format!(
                 "cli: --mode {name}'s summary says mode {} with return probe {:?}",
@@ -517,7 +548,7 @@ pub fn check_empty_modes(
             ));
         }
     }
-    Ok("the empty modes attached exactly their probes (the kernel's kprobe list)".to_string())
+    Ok("the empty modes attached exactly their probes (the kernel's kprobe list), a killed tracer's tracefs entry removed by the next".to_string())
 }
 
 /// One `--show-target` answer against the symbol tracefs offers and the
@@ -743,6 +774,12 @@ mod tests {
         ]
         .map(|(mode, kprobes, ret)| unlink_schema::EmptyModeRun {
             mode,
+            killed: false,
+            kprobe_events: if ret {
+                "r1024:unlink_tracer/ret_90_0 do_unlinkat\n".into()
+            } else {
+                String::new()
+            },
             exit_code: Some(0),
             stderr: format!(
                 "unlink-tracer: {} mode on do_unlinkat\n{}\n",
@@ -757,7 +794,16 @@ mod tests {
             ),
             kprobes: kprobes.to_string(),
         })
-        .to_vec()
+        .into_iter()
+        .chain(std::iter::once(unlink_schema::EmptyModeRun {
+            mode: unlink_schema::TracerMode::EmptyKretprobe,
+            exit_code: None,
+            stderr: String::new(),
+            kprobes: "ffffffff81300000  r  do_unlinkat+0x0    [FTRACE]\n".into(),
+            kprobe_events: "r1024:unlink_tracer/ret_80_0 do_unlinkat\n".into(),
+            killed: true,
+        }))
+        .collect()
     }
 
     #[test]
@@ -768,7 +814,16 @@ mod tests {
             Ok(())
         );
         type Bad = fn(&mut Vec<unlink_schema::EmptyModeRun>);
-        let cases: [(&str, Bad); 5] = [
+        let cases: [(&str, Bad); 7] = [
+            // The dead tracer's entry not removed by the next start.
+            (
+                "--mode empty-kretprobe ran with 2 tracefs return probe entries",
+                |r| {
+                    r[1].kprobe_events
+                        .push_str("r1024:unlink_tracer/ret_80_0 do_unlinkat\n")
+                },
+            ),
+            ("no tracer was killed", |r| r.retain(|m| !m.killed)),
             // The mode's condition inverted: empty-kprobe attaches nothing.
             ("--mode empty-kprobe attached []", |r| {
                 r[0].kprobes = String::new()
@@ -795,10 +850,10 @@ mod tests {
         }
         assert_eq!(
             kprobes_on(
-                "ffffffff81300000  r  do_unlinkat+0x0    [FTRACE]\nffffffff8  k  do_unlinkat+0x4\n",
+                "ffffffff81300000  r  do_unlinkat+0x0    [FTRACE]\nffffffff8  k  do_unlinkat+0x4\nffffffff9  k  do_unlinkat_helper+0x0\n",
                 "do_unlinkat"
             ),
-            ["r"]
+            ["k", "r"]
         );
     }
 
