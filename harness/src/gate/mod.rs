@@ -664,18 +664,8 @@ pub fn kernel_lists_the_return_probe(
     after: &str,
     rp: unlink_schema::ReturnProbe,
 ) -> Result<(), String> {
-    let group = format!(":{}/", unlink_schema::RETPROBE_GROUP);
-    let ours = |text: &str| -> Vec<String> {
-        text.lines()
-            .filter(|l| {
-                l.split_whitespace()
-                    .next()
-                    .is_some_and(|d| d.contains(&group))
-            })
-            .map(str::to_string)
-            .collect()
-    };
-    let want = format!("r{}{group}", rp.maxactive);
+    let ours = options::tracer_entries;
+    let want = format!("r{}:{}/", rp.maxactive, unlink_schema::RETPROBE_GROUP);
     match ours(attached).as_slice() {
         [one] if one.starts_with(&want) => {}
         found => {

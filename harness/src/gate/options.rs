@@ -454,6 +454,20 @@ pub fn check_cli(i: &OptionsInput, ret_width_bits: Option<u32>) -> Result<String
     ))
 }
 
+/// The lines of tracefs `kprobe_events` that are the tracer's return
+/// probe entries (group [`unlink_schema::RETPROBE_GROUP`]) (pure).
+pub fn tracer_entries(kprobe_events: &str) -> Vec<&str> {
+    let group = format!(":{}/", unlink_schema::RETPROBE_GROUP);
+    kprobe_events
+        .lines()
+        .filter(|l| {
+            l.split_whitespace()
+                .next()
+                .is_some_and(|d| d.contains(&group))
+        })
+        .collect()
+}
+
 /// The probe types (`k`, `r`) the kernel's kprobe list has on `symbol`
 /// (pure): lines `ADDRESS  TYPE  SYMBOL+OFFSET  [FLAGS]`, sorted. The
 /// offset of a probe on the function's entry is 0, or past the entry's
@@ -487,16 +501,7 @@ pub fn check_empty_modes(
     ];
     // A tracer killed once attached leaves its tracefs entry; the next
     // one with a return probe removes it before adding its own.
-    let group = format!(":{}/", unlink_schema::RETPROBE_GROUP);
-    let entries = |text: &str| {
-        text.lines()
-            .filter(|l| {
-                l.split_whitespace()
-                    .next()
-                    .is_some_and(|d| d.contains(&group))
-            })
-            .count()
-    };
+    let entries = |text: &str| tracer_entries(text).len();
     let killed = runs
         .iter()
         .find(|r| r.killed)

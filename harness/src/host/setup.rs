@@ -59,14 +59,7 @@ pub fn ensure_cargo_mutants(cache: &Path, note: &dyn Fn(&str)) -> Result<PathBuf
         ));
         let root = tools_dir(cache);
         run(
-            &mut commands::cargo([
-                OsStr::new("install"),
-                OsStr::new("--locked"),
-                OsStr::new("--quiet"),
-                OsStr::new("--root"),
-                root.as_os_str(),
-                OsStr::new(CARGO_MUTANTS),
-            ])?,
+            &mut commands::cargo_install(&root, CARGO_MUTANTS)?,
             "cargo install cargo-mutants",
         )?;
     }
@@ -401,14 +394,7 @@ pub fn ensure(cache: &Path, arches: &[Arch], note: &(dyn Fn(&str) + Sync)) -> Re
             format!("cargo install {VIRTIOFSD}"),
             Box::new(move || {
                 run(
-                    &mut commands::cargo([
-                        OsStr::new("install"),
-                        OsStr::new("--locked"),
-                        OsStr::new("--quiet"),
-                        OsStr::new("--root"),
-                        root.as_os_str(),
-                        OsStr::new(VIRTIOFSD),
-                    ])?,
+                    &mut commands::cargo_install(&root, VIRTIOFSD)?,
                     "cargo install virtiofsd",
                 )
             }),

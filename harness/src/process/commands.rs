@@ -47,9 +47,7 @@ where
     A: IntoIterator,
     A::Item: AsRef<OsStr>,
 {
-    let sh = shell()?;
-    let (options, args) = (collect(options), collect(args));
-    Ok(cmd!(sh, "apt-get {options...} {args...}").into())
+    program("apt-get", collect(options).into_iter().chain(collect(args)))
 }
 
 /// `apt-cache OPTIONS... ARGS...`.
@@ -60,9 +58,17 @@ where
     A: IntoIterator,
     A::Item: AsRef<OsStr>,
 {
+    program(
+        "apt-cache",
+        collect(options).into_iter().chain(collect(args)),
+    )
+}
+
+/// `cargo install --locked --quiet --root ROOT CRATE`: a tool into the cache.
+pub fn cargo_install(root: &Path, krate: &str) -> Result<Command> {
     let sh = shell()?;
-    let (options, args) = (collect(options), collect(args));
-    Ok(cmd!(sh, "apt-cache {options...} {args...}").into())
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    Ok(cmd!(sh, "{cargo} install --locked --quiet --root {root} {krate}").into())
 }
 
 /// `dpkg-deb -x DEB INTO`: a package's files extracted into a directory.
@@ -92,16 +98,25 @@ where
 mod tests {
     use super::*;
 
+    /// The command line, cargo named `cargo` (under `cargo test` it is
+    /// `$CARGO`, a full path).
     fn line(c: &Command) -> Vec<String> {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         std::iter::once(c.get_program())
             .chain(c.get_args())
-            .map(|a| a.to_string_lossy().into_owned())
+            .map(|a| {
+                if a == cargo {
+                    "cargo".into()
+                } else {
+                    a.to_string_lossy().into_owned()
+                }
+            })
             .collect()
     }
 
     #[test]
     fn arguments_are_spliced_one_by_one() {
-        let cases: [(Command, &[&str]); 5] = [
+        let cases: [(Command, &[&str]); 6] = [
             (
                 apt_get(
                     ["-o", "Dir::Cache=/c d"],
@@ -124,6 +139,18 @@ mod tests {
             (
                 dpkg_extract(Path::new("/d/x y.deb"), Path::new("/r")).expect("dpkg-deb"),
                 &["dpkg-deb", "-x", "/d/x y.deb", "/r"],
+            ),
+            (
+                cargo_install(Path::new("/c/t"), "virtiofsd@1.14.0").expect("cargo install"),
+                &[
+                    "cargo",
+                    "install",
+                    "--locked",
+                    "--quiet",
+                    "--root",
+                    "/c/t",
+                    "virtiofsd@1.14.0",
+                ],
             ),
             (
                 depmod(Path::new("/r"), "6.1.0-50-amd64").expect("depmod"),
